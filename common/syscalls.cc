@@ -59,5 +59,6 @@ SysLongResult RealSyscalls::bpf(int cmd, void* attr, unsigned int size) {
   return {rc, rc < 0 ? errno : 0};
 }
 SysIntResult RealSyscalls::kill(pid_t pid, int sig) { return wrap(::kill(pid, sig)); }
+SysIntResult RealSyscalls::fchdir(int fd) { return wrap(::fchdir(fd)); }
 
 }  // namespace berth

@@ -60,6 +60,8 @@ class Syscalls {
   virtual SysLongResult bpf(int cmd, void* attr, unsigned int size) = 0;
   // kill(2).
   virtual SysIntResult kill(pid_t pid, int sig) = 0;
+  // fchdir(2): changes the working directory to the directory open as `fd`.
+  virtual SysIntResult fchdir(int fd) = 0;
 };
 
 // Makes the real syscalls.
@@ -85,6 +87,7 @@ class RealSyscalls final : public Syscalls {
   SysIntResult unshare(int flags) override;
   SysLongResult bpf(int cmd, void* attr, unsigned int size) override;
   SysIntResult kill(pid_t pid, int sig) override;
+  SysIntResult fchdir(int fd) override;
 };
 
 }  // namespace berth

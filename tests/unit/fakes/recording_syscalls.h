@@ -82,6 +82,7 @@ class RecordingSyscalls : public Syscalls {
   SysIntResult kill(pid_t pid, int sig) override {
     return record(strCat("kill(", pid, ", ", sig, ")"));
   }
+  SysIntResult fchdir(int fd) override { return record(strCat("fchdir(", fd, ")")); }
 
  protected:
   SysIntResult record(std::string line) {
