@@ -36,26 +36,45 @@ class SeccompFilter {
   bool uses_notify_ = false;
 };
 
-// Translates the profile into a filter without loading it. Syscall names unknown to
-// libseccomp on this architecture are skipped (as runc does) ; unknown actions,
-// operators, architectures or flags are InvalidArgument naming the value and listing
-// what is accepted.
+// Translates the profile into a filter without loading it (runtime-spec
+// config-linux.md "Seccomp"):
+// - defaultAction / syscalls[].action: SCMP_ACT_*; errnoRet / defaultErrnoRet only with
+//   SCMP_ACT_ERRNO or SCMP_ACT_TRACE, default EPERM. SCMP_ACT_NOTIFY is refused as the
+//   default action, and needs listenerPath.
+// - architectures are added next to the native one; flags become libseccomp attributes
+//   (TSYNC, LOG, SPEC_ALLOW; WAIT_KILLABLE_RECV is unsupported by libseccomp 2.5).
+// - Syscall names unknown to libseccomp are skipped (debug log on the "seccomp" logger),
+//   as runc does; a rule whose action equals the default is skipped too.
+// - args: comparisons on distinct argument indexes are AND'd in one rule; when two
+//   compare the same index, each becomes its own rule (OR'd), like runc. For
+//   SCMP_CMP_MASKED_EQ, value is the mask and valueTwo the expected result.
+// - The filter does not set no_new_privs itself (SCMP_FLTATR_CTL_NNP off).
+// Errors: InvalidArgument naming the field and value and listing what is accepted,
+// e.g. `linux.seccomp.syscalls[3].action: unknown action "SCMP_ACT_FOO"; use one of …`;
+// a libseccomp failure keeps its errno and names the rule.
 StatusOr<SeccompFilter> buildFilter(const oci::Seccomp& profile);
 
-// Loads the filter into the calling thread (no_new_privs or CAP_SYS_ADMIN required).
-// Applies profile flags (SECCOMP_FILTER_FLAG_TSYNC/LOG/SPEC_ALLOW). When the filter
-// uses SCMP_ACT_NOTIFY, returns the notify listener fd, else an empty UniqueFd.
+// Loads the filter into the calling thread (all threads with SECCOMP_FILTER_FLAG_TSYNC);
+// needs no_new_privs or CAP_SYS_ADMIN. Profile flags were already applied by
+// buildFilter; `profile` is the profile it was built from (for error context). When the
+// filter uses SCMP_ACT_NOTIFY, returns the notify listener fd (close-on-exec; the caller
+// owns it and sends it to listenerPath), else an empty UniqueFd.
+// Errors: the kernel's errno from seccomp(2), e.g. EACCES without privileges.
 StatusOr<UniqueFd> loadFilter(SeccompFilter& filter, const oci::Seccomp& profile);
 
-// Lists for `features`: the actions, operators, architectures and flags accepted.
+// Lists for `features` (runtime-spec features.md "linux.seccomp"): the actions,
+// operators, architectures (those libseccomp 2.5 knows) and flags accepted, spelled as
+// in config.json. Thread-safe.
 std::vector<std::string> knownActions();
 std::vector<std::string> knownOperators();
 std::vector<std::string> knownArchitectures();
 std::vector<std::string> knownFlags();
-// Flags this kernel supports (subset of knownFlags()).
+// Flags this kernel and libseccomp support (subset of knownFlags()), from
+// seccomp_api_get() levels. Thread-safe.
 std::vector<std::string> supportedFlags();
 
-// Validates names only (no libseccomp context): same errors as buildFilter.
+// Validates the profile without building a filter: same InvalidArgument errors as
+// buildFilter (unknown syscall names are not errors). Thread-safe.
 Status validateProfile(const oci::Seccomp& profile);
 
 }  // namespace berth::seccomp
