@@ -72,12 +72,21 @@ struct Root {                         // root
   bool readonly = false;              // readonly
 };
 
+struct IdMapping {                    // linux.uidMappings[] / gidMappings[]
+  uint32_t containerID = 0;
+  uint32_t hostID = 0;
+  uint32_t size = 0;
+};
+
 struct Mount {                        // mounts[]
   std::string destination;            // destination (absolute in the container)
   std::string type;                   // type ("bind", "proc", "tmpfs", …)
   std::string source;                 // source
   std::vector<std::string> options;   // options ("nosuid", "rbind", "rprivate", …)
-  std::vector<std::string> uidMappings;  // uidMappings (idmapped mounts; unsupported)
+  // uidMappings / gidMappings: idmapped mounts (runtime-spec 1.1). Parsed and kept
+  // for round trip; validateSpec() rejects them (berth-runtime does not support them).
+  std::vector<IdMapping> uidMappings;
+  std::vector<IdMapping> gidMappings;
 };
 
 struct Hook {                         // hooks.*[]
@@ -99,12 +108,6 @@ struct Hooks {                        // hooks
 struct Namespace {                    // linux.namespaces[]
   std::string type;                   // type: pid network mount ipc uts user cgroup time
   std::string path;                   // path: join this one instead of creating
-};
-
-struct IdMapping {                    // linux.uidMappings[] / gidMappings[]
-  uint32_t containerID = 0;
-  uint32_t hostID = 0;
-  uint32_t size = 0;
 };
 
 struct Device {                       // linux.devices[]
@@ -271,10 +274,11 @@ nlohmann::json toJson(const Process& process);
 // Capability names and the seccomp profile are checked by caps::validate() and
 // seccomp::validateProfile() (runtime/linux), which know the kernel and libseccomp.
 // Returns InvalidArgument naming the offending field and what to do.
-Status validateSpec(const Spec& spec);
+// (Spelled berth::Status because state.h declares the enum oci::Status.)
+berth::Status validateSpec(const Spec& spec);
 
 // Validation for an exec'd process (args non-empty, cwd absolute, caps/rlimits known).
-Status validateProcess(const Process& process);
+berth::Status validateProcess(const Process& process);
 
 // Namespace type name <-> CLONE_NEW* flag. Errors: InvalidArgument for unknown names.
 StatusOr<int> namespaceFlag(const std::string& type);

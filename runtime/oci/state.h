@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -18,11 +19,14 @@ namespace berth::oci {
 // runtime-spec statuses: creating, created, running, stopped; runc adds paused.
 enum class Status { kCreating, kCreated, kRunning, kPaused, kStopped };
 
+// The lowercase name ("created"). Never null.
 const char* statusName(Status status);
+// Inverse of statusName. Errors: InvalidArgument for an unknown name, listing the valid
+// ones.
 StatusOr<Status> parseStatus(const std::string& name);
 
-// What `state` prints (runc's JSON keys and order):
-// {"ociVersion","id","pid","status","bundle","rootfs","created","owner","annotations"}
+// What `state` prints (runc's JSON keys and order, from runc's containerState struct):
+// {"ociVersion","id","pid","status","bundle","rootfs","created","annotations","owner"}
 // "annotations" is omitted when empty; "created" is RFC 3339 with nanoseconds, UTC.
 struct State {
   std::string ociVersion;
@@ -36,11 +40,20 @@ struct State {
   std::map<std::string, std::string> annotations;
 };
 
-nlohmann::json toJson(const State& state);
+// The `state` document, keys in runc's order (hence ordered_json; it converts to
+// nlohmann::json implicitly when order does not matter). Dump it with
+// .dump() (compact) or .dump(2) (as `runc state` prints).
+nlohmann::ordered_json toJson(const State& state);
 
-// The runtime-spec "state" object passed to hooks on stdin:
-// {"ociVersion","id","status","pid","bundle","annotations"}.
-nlohmann::json hookStateJson(const State& state);
+// Reads back a document written by toJson() (berth-runtime's state.json keeps it).
+// Unknown keys are ignored. Errors: InvalidArgument naming the key and `what`.
+StatusOr<State> stateFromJson(const nlohmann::json& doc, std::string_view what);
+
+// The runtime-spec "state" object passed to hooks on stdin (runtime.md "State"):
+// {"ociVersion","id","status","pid","bundle","annotations"}. As in runtime-spec
+// specs-go (omitempty): "pid" only when state.pid > 0 (the spec requires it for created
+// and running), "annotations" only when non-empty.
+nlohmann::ordered_json hookStateJson(const State& state);
 
 // Current time as RFC 3339 with nanoseconds in UTC ("2026-11-22T04:05:06.123456789Z").
 std::string rfc3339Now();
