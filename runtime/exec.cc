@@ -17,6 +17,7 @@
 #include "runtime/linux/capabilities.h"
 #include "runtime/linux/console.h"
 #include "runtime/linux/namespaces.h"
+#include "runtime/linux/process_setup.h"
 #include "runtime/linux/seccomp.h"
 #include "runtime/runtime.h"
 #include "runtime/sync.h"
