@@ -212,6 +212,29 @@ TEST(SeccompBuild, ArchitecturesAreAddedAndNativeDuplicateIsFine) {
 #endif
 }
 
+TEST(SeccompBuild, MultiArchProfileWithSyscallsMissingOnTheNativeArch) {
+  // A Docker-style profile: default deny, allow list over three x86 ABIs, including
+  // syscalls that exist only on i386 (socketcall, _llseek) and a clone flag check.
+  oci::Seccomp profile;
+  profile.defaultAction = "SCMP_ACT_ERRNO";
+  profile.architectures = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"};
+  profile.syscalls = {
+      rule({"accept4", "read", "write", "socketcall", "_llseek", "no_such_call"},
+           "SCMP_ACT_ALLOW"),
+      rule({"clone"}, "SCMP_ACT_ALLOW", std::nullopt,
+           {arg(0, "SCMP_CMP_MASKED_EQ", 0x7E020000, 0)}),
+      rule({"personality"}, "SCMP_ACT_ALLOW", std::nullopt, {arg(0, "SCMP_CMP_EQ", 0)}),
+      rule({"personality"}, "SCMP_ACT_ALLOW", std::nullopt, {arg(0, "SCMP_CMP_EQ", 8)}),
+  };
+  auto filter = buildFilter(profile);
+  ASSERT_TRUE(filter.ok()) << filter.status();
+#if defined(__x86_64__)
+  std::string text = pfc(*filter);
+  EXPECT_THAT(text, HasSubstr("filter for syscall \"socketcall\" (102)"));  // i386 number
+  EXPECT_THAT(text, HasSubstr("$a0.lo32 & 0x7e020000 == 0"));
+#endif
+}
+
 TEST(SeccompBuild, FlagsAreAccepted) {
   oci::Seccomp profile = allowAllBut({rule({"mkdir"}, "SCMP_ACT_ERRNO", 42)});
   profile.flags = supportedFlags();
