@@ -86,6 +86,42 @@ Status validateForCreate(const oci::Spec& spec) {
   return absl::OkStatus();
 }
 
+// The device rules the cgroup gets: the config's own rules, then allow rules for every
+// linux.devices entry and for the devices every container needs (the runtime-spec
+// default devices, /dev/pts/*, /dev/ptmx, /dev/net/tun, and mknod of any device node,
+// which stays harmless because reading or writing it is still denied) — the same list
+// runc appends, so configs written for runc behave the same.
+std::vector<oci::DeviceCgroup> effectiveDeviceRules(const oci::Spec& spec) {
+  std::vector<oci::DeviceCgroup> rules;
+  if (spec.linux->resources) rules = spec.linux->resources->devices;
+  auto allow = [&](const char* type, std::optional<int64_t> major, std::optional<int64_t> minor,
+                   const char* access) {
+    oci::DeviceCgroup r;
+    r.allow = true;
+    r.type = type;
+    r.major = major;
+    r.minor = minor;
+    r.access = access;
+    rules.push_back(r);
+  };
+  for (const auto& d : spec.linux->devices) {
+    if (d.type == "c" || d.type == "u") allow("c", d.major, d.minor, "rwm");
+    if (d.type == "b") allow("b", d.major, d.minor, "rwm");
+  }
+  allow("c", std::nullopt, std::nullopt, "m");
+  allow("b", std::nullopt, std::nullopt, "m");
+  allow("c", 1, 3, "rwm");    // /dev/null
+  allow("c", 1, 8, "rwm");    // /dev/random
+  allow("c", 1, 7, "rwm");    // /dev/full
+  allow("c", 5, 0, "rwm");    // /dev/tty
+  allow("c", 1, 5, "rwm");    // /dev/zero
+  allow("c", 1, 9, "rwm");    // /dev/urandom
+  allow("c", 136, std::nullopt, "rwm");  // /dev/pts/*
+  allow("c", 5, 2, "rwm");    // /dev/ptmx
+  allow("c", 10, 200, "rwm"); // /dev/net/tun
+  return rules;
+}
+
 }  // namespace
 
 Runtime::Runtime(RuntimeOptions options, ContainerStore store)
@@ -137,6 +173,10 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
 
   // From here on every step registers its undo.
   if (Status st = store_.createDir(id); !st.ok()) return ctx(st);
+  // Everything the rollback steps touch is declared before the Rollback so it is
+  // destroyed after the steps ran.
+  std::unique_ptr<cgroups::Manager> cgroup;
+  pid_t init_pid = 0;
   Rollback rollback;
   rollback.add([&] { (void)store_.remove(id); });
   std::string dir = store_.dir(id);
@@ -144,6 +184,10 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   if (!dir_fd) return ctx(lastErrnoError(strCat("open \"", dir, "\"")));
   while (::flock(dir_fd.get(), LOCK_EX) != 0 && errno == EINTR) {
   }
+  // The init gets its own O_PATH fd of the directory: sharing dir_fd would share the
+  // flock (locks belong to the open file description) and block `start` forever.
+  UniqueFd init_dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!init_dir_fd) return ctx(lastErrnoError(strCat("open \"", dir, "\"")));
   std::string fifo = fs::join(dir, "exec.fifo");
   if (::mkfifo(fifo.c_str(), 0622) != 0) return ctx(lastErrnoError(strCat("mkfifo \"", fifo, "\"")));
   ::chmod(fifo.c_str(), 0622);
@@ -162,7 +206,7 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   record.new_pid_ns = (plan->create_flags & CLONE_NEWPID) != 0;
   if (Status st = store_.saveConfig(id, oci::toJson(spec)); !st.ok()) return ctx(st);
 
-  auto cgroup = cgroupFor(record, *logger_, logger_);
+  cgroup = cgroupFor(record, *logger_, logger_);
   if (Status st = cgroup->create(); !st.ok()) return ctx(withContext(st, "create cgroup"));
   rollback.add([&] {
     (void)cgroup->killAll(SIGKILL);
@@ -174,8 +218,10 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
     }
     (void)cgroup->destroy();
   });
-  if (spec.linux->resources) {
-    if (Status st = cgroup->apply(*spec.linux->resources); !st.ok()) {
+  {
+    oci::Resources resources = spec.linux->resources.value_or(oci::Resources{});
+    resources.devices = effectiveDeviceRules(spec);
+    if (Status st = cgroup->apply(resources); !st.ok()) {
       return ctx(withContext(st, "apply linux.resources"));
     }
   }
@@ -211,13 +257,14 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   if (helper < 0) return ctx(lastErrnoError("fork"));
   if (helper == 0) {
     parent_end.reset();
+    dir_fd.reset();  // the flock must not outlive `create` through the init's copy
     InitContext ic;
     ic.spec = &spec;
     ic.id = id;
     ic.bundle = bundle;
     ic.rootfs = rootfs;
     ic.sync_fd = child_end.get();
-    ic.state_dir_fd = dir_fd.get();
+    ic.state_dir_fd = init_dir_fd.get();
     ic.console_fd = console_child.get();
     ic.no_pivot = opts.no_pivot;
     ic.no_new_keyring = opts.no_new_keyring;
@@ -228,7 +275,6 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   }
   child_end.reset();
   console_child.reset();
-  pid_t init_pid = 0;
   rollback.add([&] {
     if (init_pid > 0) {
       ::kill(init_pid, SIGKILL);
