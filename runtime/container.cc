@@ -440,7 +440,11 @@ Status Runtime::remove(const std::string& id, bool force) {
   auto ctx = [&](const Status& st) { return withContext(st, strCat("delete container \"", id, "\"")); };
   if (Status st = ContainerStore::validateId(id); !st.ok()) return ctx(st);
   auto lock = store_.lock(id);
-  if (!lock.ok()) return ctx(lock.status());
+  if (!lock.ok()) {
+    // Deleting what is already gone with --force is not an error (runc, crun).
+    if (force && lock.status().code() == absl::StatusCode::kNotFound) return absl::OkStatus();
+    return ctx(lock.status());
+  }
   auto record = store_.load(id);
   if (!record.ok()) {
     if (record.status().code() == absl::StatusCode::kNotFound) {

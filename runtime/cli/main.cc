@@ -63,6 +63,25 @@ int main(int argc, char** argv) {
     }
   });
 
+  // Name an unknown command instead of CLI11's generic "A subcommand is required".
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("-", 0) == 0) {
+      bool takes_value = arg == "--root" || arg == "--log" || arg == "--log-format" ||
+                         arg == "--rootless" || arg == "--criu";
+      if (takes_value) ++i;
+      continue;
+    }
+    bool known = false;
+    for (const auto* sub : app.get_subcommands({})) known = known || sub->check_name(arg);
+    if (!known) {
+      std::cerr << "berth-runtime: unknown command \"" << arg
+                << "\"; run berth-runtime --help for the list of commands\n";
+      return 1;
+    }
+    break;
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
