@@ -522,6 +522,13 @@ StatusOr<std::vector<oci::State>> Runtime::list() {
   return out;
 }
 
+StatusOr<cgroups::Stats> Runtime::stats(const std::string& id) {
+  auto record = store_.load(id);
+  if (!record.ok()) return withContext(record.status(), strCat("stats of container \"", id, "\""));
+  return withContext(cgroupFor(*record, *logger_, logger_)->stats(),
+                     strCat("stats of container \"", id, "\""));
+}
+
 StatusOr<std::vector<pid_t>> Runtime::pids(const std::string& id) {
   auto record = store_.load(id);
   if (!record.ok()) return withContext(record.status(), strCat("ps container \"", id, "\""));

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "runtime/cgroups/manager.h"
 #include "runtime/container_store.h"
 #include "runtime/oci/config.h"
 #include "runtime/oci/state.h"
@@ -101,6 +102,10 @@ class Runtime {
 
   // All containers with live status.
   StatusOr<std::vector<oci::State>> list();
+
+  // Resource usage and OOM counters of the container's cgroup (cgroup v2 files;
+  // fields whose controller the host lacks are absent).
+  StatusOr<cgroups::Stats> stats(const std::string& id);
 
   // Pids of every process in the container's cgroup.
   StatusOr<std::vector<pid_t>> pids(const std::string& id);

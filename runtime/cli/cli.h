@@ -42,6 +42,7 @@ struct Context {
 void addLifecycleCommands(CLI::App& app, Context& ctx);  // create start run kill delete state pause resume
 void addExecCommands(CLI::App& app, Context& ctx);       // exec ps
 void addInfoCommands(CLI::App& app, Context& ctx);       // list features spec
+void addEventsCommand(CLI::App& app, Context& ctx);      // events
 
 // Parses "KILL", "SIGKILL", "9" into a signal number. Errors: InvalidArgument.
 StatusOr<int> parseSignal(const std::string& text);

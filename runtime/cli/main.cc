@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   cli::addLifecycleCommands(app, ctx);
   cli::addExecCommands(app, ctx);
   cli::addInfoCommands(app, ctx);
+  cli::addEventsCommand(app, ctx);
 
   // Logging must be configured before any command callback runs.
   app.parse_complete_callback([&] {
