@@ -432,6 +432,9 @@ struct RuleCase {
   std::function<void(Spec&)> fixIt;  // applied to the broken spec; must make it valid
 };
 
+// Names the case in test listings instead of gtest's byte dump of the struct.
+void PrintTo(const RuleCase& c, std::ostream* os) { *os << c.name; }
+
 class ValidateSpecRuleTest : public ::testing::TestWithParam<RuleCase> {};
 
 TEST_P(ValidateSpecRuleTest, FailsThenPasses) {
