@@ -439,7 +439,19 @@ void RuntimeTest::TearDown() {
       if (!stateEntryExists(id)) continue;
       runtime({"delete", "--force", id}, quick);
     }
-    reapZombies(0ms);
+    // Whatever a failing runtime left in a test container's cgroup is ours to kill.
+    bool strays = false;
+    for (auto& id : ids_) {
+      for (auto& dir : cgroupDirsFor(id)) {
+        auto procs = fs::readFile(dir + "/cgroup.procs");
+        if (!procs.ok()) continue;
+        for (auto& pid : split(*procs, '\n', true)) {
+          strays = true;
+          ::kill(std::atoi(pid.c_str()), SIGKILL);
+        }
+      }
+    }
+    reapZombies(strays ? 200ms : 0ms);
     for (auto& id : ids_) {
       for (auto& dir : cgroupDirsFor(id)) ::rmdir(dir.c_str());
     }

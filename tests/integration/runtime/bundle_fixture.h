@@ -17,18 +17,15 @@
 // The test process makes itself a child subreaper so that container processes are
 // reparented to it once `create` exits; waitForExit() then reports their exit status.
 //
-// Thread-safety: a fixture is used by one test thread; ConsoleSocket runs one helper
-// thread of its own.
+// Thread-safety: a fixture and its helpers are used by one test thread.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
-#include <future>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -106,7 +103,9 @@ class Bundle {
 };
 
 // Listens on a unix socket for a runtime's --console-socket and receives the pty
-// master it sends (SCM_RIGHTS) on a helper thread.
+// master it sends (SCM_RIGHTS). The runtime's connect and send complete without us
+// (listen backlog + socket buffer), so receiveMaster() may be called after the runtime
+// command returned.
 class ConsoleSocket {
  public:
   // Binds and listens at `path`. Errors: socket/bind/listen failures.
