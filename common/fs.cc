@@ -52,13 +52,15 @@ std::string dirName(const std::string& path) {
 }
 }  // namespace
 
-Status writeFileAtomic(const std::string& path, std::string_view data, mode_t mode) {
+Status writeFileAtomic(const std::string& path, std::string_view data, mode_t mode,
+                       Durability durability) {
   std::random_device rd;
   std::string tmp = strCat(path, ".tmp-", rd());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (!fd) return lastErrnoError(strCat("create \"", tmp, "\""));
   Status st = writeAll(fd.get(), data, tmp);
-  if (st.ok() && ::fsync(fd.get()) != 0) st = lastErrnoError(strCat("fsync \"", tmp, "\""));
+  bool durable = durability == Durability::kDurable;
+  if (st.ok() && durable && ::fsync(fd.get()) != 0) st = lastErrnoError(strCat("fsync \"", tmp, "\""));
   fd.reset();
   if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     st = lastErrnoError(strCat("rename \"", tmp, "\" to \"", path, "\""));
@@ -67,6 +69,7 @@ Status writeFileAtomic(const std::string& path, std::string_view data, mode_t mo
     ::unlink(tmp.c_str());
     return st;
   }
+  if (!durable) return absl::OkStatus();
   UniqueFd dir(::open(dirName(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir) ::fsync(dir.get());
   return absl::OkStatus();

@@ -16,10 +16,17 @@ namespace berth::fs {
 // Reads a whole file. Errors: NotFound if missing, PermissionDenied, Internal.
 StatusOr<std::string> readFile(const std::string& path);
 
-// Writes `data` to `path` atomically: a temp file in the same directory, fsync,
-// rename over `path`, fsync of the directory. Readers see the old or the new content,
-// never a torn one; a crash leaves at most a "<path>.tmp-*" file behind.
-Status writeFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+// kDurable: fsync the file and its directory, so the new content survives a power
+// loss (persistent state). kVolatile: skip the fsyncs for state that does not outlive
+// a reboot anyway (the runtime's /run state): still atomic for readers and crashes of
+// the process, and ~10 ms cheaper per write on a real disk.
+enum class Durability { kDurable, kVolatile };
+
+// Writes `data` to `path` atomically: a temp file in the same directory, (fsync),
+// rename over `path`, (fsync of the directory). Readers see the old or the new
+// content, never a torn one; a crash leaves at most a "<path>.tmp-*" file behind.
+Status writeFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644,
+                       Durability durability = Durability::kDurable);
 
 // Writes `data` to an existing file with O_WRONLY|O_TRUNC (cgroupfs/procfs style
 // single write). Errors carry the path and errno.

@@ -25,6 +25,7 @@
 #include "runtime/cgroups/manager.h"
 #include "runtime/init.h"
 #include "runtime/linux/capabilities.h"
+#include "runtime/linux/clone.h"
 #include "runtime/linux/console.h"
 #include "runtime/linux/hooks.h"
 #include "runtime/linux/namespaces.h"
@@ -253,7 +254,23 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   UniqueFd parent_end(sp[0]), child_end(sp[1]);
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
-  pid_t helper = ::fork();
+  // Start the helper (and so the init) directly in the container's cgroup when the
+  // kernel can; otherwise fork and move it there below.
+  bool in_cgroup = false;
+  pid_t helper = -1;
+  {
+    UniqueFd cg_fd(::open(cgroup->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    auto cloned = cg_fd ? linux_clone::forkIntoCgroup(cg_fd.get())
+                        : StatusOr<pid_t>(lastErrnoError(strCat("open \"", cgroup->path(), "\"")));
+    if (cloned.ok()) {
+      helper = *cloned;
+      in_cgroup = true;
+    } else {
+      logger_->debug("container \"{}\": {}; moving the init through cgroup.procs", id,
+                     std::string(cloned.status().message()));
+      helper = ::fork();
+    }
+  }
   if (helper < 0) return ctx(lastErrnoError("fork"));
   if (helper == 0) {
     parent_end.reset();
@@ -292,7 +309,9 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
     return ctx(st);
   };
 
-  if (Status st = cgroup->addProcess(helper); !st.ok()) return fail(withContext(st, "join cgroup"));
+  if (!in_cgroup) {
+    if (Status st = cgroup->addProcess(helper); !st.ok()) return fail(withContext(st, "join cgroup"));
+  }
   if (Status st = sync::send(parent_end.get(), sync::Msg::kGo, helper); !st.ok()) return fail(st);
   while (true) {
     auto p = sync::receive(parent_end.get());
@@ -357,7 +376,8 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   record.state.status = oci::Status::kCreated;
   if (Status st = store_.save(record); !st.ok()) return ctx(st);
   if (!opts.pid_file.empty()) {
-    if (Status st = fs::writeFileAtomic(absolutePath(opts.pid_file), std::to_string(init_pid));
+    if (Status st = fs::writeFileAtomic(absolutePath(opts.pid_file), std::to_string(init_pid), 0644,
+                                               fs::Durability::kVolatile);
         !st.ok()) {
       return ctx(withContext(st, "write --pid-file"));
     }

@@ -102,7 +102,8 @@ StatusOr<ContainerRecord> recordFromJson(const nlohmann::json& j) {
 
 Status ContainerStore::save(const ContainerRecord& record) const {
   std::string path = fs::join(dir(record.state.id), "state.json");
-  return fs::writeFileAtomic(path, json::dump(toJson(record)), 0600);
+  return fs::writeFileAtomic(path, json::dump(toJson(record)), 0600,
+                             fs::Durability::kVolatile);
 }
 
 StatusOr<ContainerRecord> ContainerStore::load(const std::string& id) const {
@@ -121,7 +122,8 @@ StatusOr<ContainerRecord> ContainerStore::load(const std::string& id) const {
 }
 
 Status ContainerStore::saveConfig(const std::string& id, const nlohmann::json& config) const {
-  return fs::writeFileAtomic(fs::join(dir(id), "config.json"), json::dump(config), 0600);
+  return fs::writeFileAtomic(fs::join(dir(id), "config.json"), json::dump(config), 0600,
+                             fs::Durability::kVolatile);
 }
 
 StatusOr<nlohmann::json> ContainerStore::loadConfig(const std::string& id) const {

@@ -15,6 +15,7 @@
 #include "runtime/cgroups/manager.h"
 #include "runtime/init.h"
 #include "runtime/linux/capabilities.h"
+#include "runtime/linux/clone.h"
 #include "runtime/linux/console.h"
 #include "runtime/linux/namespaces.h"
 #include "runtime/linux/process_setup.h"
@@ -76,7 +77,24 @@ StatusOr<int> Runtime::exec(const ExecOptions& opts) {
   }
   UniqueFd parent_end(sp[0]), child_end(sp[1]);
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  pid_t helper = ::fork();
+  cgroups::Options co;
+  co.mount_root = record->cgroup_mount;
+  co.path = record->cgroup_path;
+  co.container_id = id;
+  co.logger = logger_;
+  auto cgroup = cgroups::newFs2Manager(std::move(co));
+  bool in_cgroup = false;
+  pid_t helper = -1;
+  {
+    UniqueFd cg_fd(::open(cgroup->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    auto cloned = cg_fd ? linux_clone::forkIntoCgroup(cg_fd.get()) : StatusOr<pid_t>(unimplemented(""));
+    if (cloned.ok()) {
+      helper = *cloned;
+      in_cgroup = true;
+    } else {
+      helper = ::fork();
+    }
+  }
   if (helper < 0) return ctx(lastErrnoError("fork"));
   if (helper == 0) {
     parent_end.reset();
@@ -109,13 +127,9 @@ StatusOr<int> Runtime::exec(const ExecOptions& opts) {
     return ctx(st);
   };
 
-  cgroups::Options co;
-  co.mount_root = record->cgroup_mount;
-  co.path = record->cgroup_path;
-  co.container_id = id;
-  co.logger = logger_;
-  auto cgroup = cgroups::newFs2Manager(std::move(co));
-  if (Status st = cgroup->addProcess(helper); !st.ok()) return fail(withContext(st, "join cgroup"));
+  if (!in_cgroup) {
+    if (Status st = cgroup->addProcess(helper); !st.ok()) return fail(withContext(st, "join cgroup"));
+  }
   if (Status st = sync::send(parent_end.get(), sync::Msg::kGo); !st.ok()) return fail(st);
   auto p = sync::expect(parent_end.get(), sync::Msg::kChildPid);
   if (!p.ok()) return fail(p.status());
@@ -142,7 +156,8 @@ StatusOr<int> Runtime::exec(const ExecOptions& opts) {
     if (m.ok()) master = m->release();
   }
   if (!opts.pid_file.empty()) {
-    if (Status st = fs::writeFileAtomic(opts.pid_file, std::to_string(pid)); !st.ok()) {
+    if (Status st = fs::writeFileAtomic(opts.pid_file, std::to_string(pid), 0644,
+                                               fs::Durability::kVolatile); !st.ok()) {
       return ctx(withContext(st, "write --pid-file"));
     }
   }
