@@ -225,4 +225,23 @@ StatusOr<std::vector<std::string>> listDir(const std::string& path) {
   return names;
 }
 
+StatusOr<std::vector<std::string>> listSubdirs(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return lastErrnoError(strCat("opendir \"", path, "\""));
+  std::vector<std::string> names;
+  while (struct dirent* ent = ::readdir(dir)) {
+    std::string n = ent->d_name;
+    if (n == "." || n == "..") continue;
+    bool is_dir = ent->d_type == DT_DIR;
+    if (ent->d_type == DT_UNKNOWN) {
+      struct stat st;
+      is_dir = ::fstatat(::dirfd(dir), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               S_ISDIR(st.st_mode);
+    }
+    if (is_dir) names.push_back(std::move(n));
+  }
+  ::closedir(dir);
+  return names;
+}
+
 }  // namespace berth::fs

@@ -54,4 +54,8 @@ StatusOr<std::string> secureJoin(const std::string& root, const std::string& uns
 // Lists the names in a directory (without "." and "..").
 StatusOr<std::vector<std::string>> listDir(const std::string& path);
 
+// Lists the names of the subdirectories of `path` (not following symlinks), using the
+// directory entry types so no stat is needed on filesystems that report them.
+StatusOr<std::vector<std::string>> listSubdirs(const std::string& path);
+
 }  // namespace berth::fs

@@ -86,12 +86,9 @@ bool isDirectory(const std::string& path) {
 }
 
 StatusOr<std::vector<std::string>> childCgroups(const std::string& dir) {
-  ASSIGN_OR_RETURN(std::vector<std::string> names, fs::listDir(dir));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, fs::listSubdirs(dir));
   std::vector<std::string> out;
-  for (const std::string& n : names) {
-    std::string p = fs::join(dir, n);
-    if (isDirectory(p)) out.push_back(std::move(p));
-  }
+  for (const std::string& n : names) out.push_back(fs::join(dir, n));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -539,6 +536,7 @@ Status Fs2Manager::removeCgroup(const std::string& dir) const {
 
   auto deadline = Clock::now() + options_.destroy_timeout;
   bool stand_in_cleared = false;
+  std::chrono::microseconds busy_wait(250);
   while (true) {
     if (::rmdir(dir.c_str()) == 0) return absl::OkStatus();
     int err = errno;
@@ -549,7 +547,9 @@ Status Fs2Manager::removeCgroup(const std::string& dir) const {
       continue;
     }
     if (err == EBUSY && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      // The last task may still be exiting: retry soon, backing off to 20 ms.
+      std::this_thread::sleep_for(busy_wait);
+      busy_wait = std::min(busy_wait * 2, std::chrono::microseconds(20000));
       continue;
     }
     if (err == EBUSY) {
