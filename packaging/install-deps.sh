@@ -27,6 +27,7 @@ PACKAGES="
   libbenchmark-dev
   busybox-static runc crun
   iproute2 util-linux procps kmod
+  qemu-system-x86 xz-utils
 "
 
 missing=""
