@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs dependencies, builds berth and runs every test (unit, privileged
-# integration; VM tests once the harness exists). Run as root on Debian bookworm.
+# integration, VM tests in QEMU: label vm). Run as root on Debian bookworm.
 # Ends with ctest's summary line ("100% tests passed, 0 tests failed out of N").
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
