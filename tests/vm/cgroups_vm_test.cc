@@ -115,9 +115,10 @@ class CgroupsVmTest : public RuntimeTest {
     auto text = fs::readFile(cgroupDir(id) + "/" + name);
     return text.ok() ? std::string(trim(*text)) : "<missing " + name + ">";
   }
-  // Polls `pred` every 20 ms until it holds or `timeout` passes.
+  // Polls `pred` every 20 ms until it holds or `timeout` passes (generous: TCG on a
+  // loaded 2-core host is 20-30x slower than native).
   template <typename Pred>
-  bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s) {
+  bool eventually(Pred pred, std::chrono::milliseconds timeout = 30s) {
     auto deadline = Clock::now() + timeout;
     while (!pred()) {
       if (Clock::now() >= deadline) return false;
