@@ -279,6 +279,9 @@ int benchMain(int argc, char** argv) {
   std::string runtimes_arg = std::string(kBerthName) + ",runc";
   int iterations = 200;
   int warmup = 3;
+  std::string berth_binary = BERTH_RUNTIME_BINARY;
+  app.add_option("--berth-runtime", berth_binary,
+                 "path of the berth-runtime binary to measure (default: the build tree's)");
   app.add_option("--runtimes", runtimes_arg,
                  "comma-separated runtimes: berth-runtime, a name in PATH, or a path");
   app.add_option("--iterations", iterations, "timed cycles per runtime")->check(CLI::PositiveNumber);
@@ -313,8 +316,9 @@ int benchMain(int argc, char** argv) {
   std::vector<Runtime> runtimes;
   for (auto& name : split(runtimes_arg, ',', true)) {
     Runtime rt;
-    rt.name = name;
-    rt.binary = name == kBerthName ? BERTH_RUNTIME_BINARY : name;
+    // Shown by base name, so "/tmp/runc" reads as runc.
+    rt.name = name.substr(name.rfind('/') + 1);
+    rt.binary = name == kBerthName ? berth_binary : name;
     rt.root = strCat(dir, "/root-", runtimes.size());
     (void)fs::mkdirAll(rt.root, 0700);
     runtimes.push_back(std::move(rt));
