@@ -2,7 +2,7 @@
 # PID 1 of the VM harness's plain-init mode (copied into the run directory, which the
 # guest sees at /berth-vm). The initramfs has already mounted the overlay root and
 # moved /proc, /sys and /dev into it. This script mounts what a root test expects
-# (cgroup2 with every controller enabled for children, devpts, /dev/shm, /run, /tmp),
+# (cgroup2 with every controller enabled for children, devpts, /dev/shm, /run),
 # runs /berth-vm/guest-run.sh (which records the command's exit status) and powers
 # the VM off. If anything here dies, PID 1 exits, the kernel panics (panic=-1) and
 # QEMU (-no-reboot) exits: the harness then reports a missing exit status.
@@ -15,7 +15,8 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
 mount -t tmpfs -o mode=0755 run /run
-mount -t tmpfs -o mode=1777 tmp /tmp
+# /tmp stays the overlay's: writes land in the guest's tmpfs upper layer, and a
+# checkout or build tree under the host's /tmp (CI clones) stays visible.
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 ln -sf /proc/self/fd /dev/fd 2>/dev/null

@@ -84,10 +84,15 @@ case "$mode" in
             systemd-firstboot.service systemd-pstore.service systemd-binfmt.service \
             systemd-random-seed.service systemd-update-utmp.service \
             systemd-journal-flush.service e2scrub_reap.service remote-fs.target \
+            tmp.mount \
             apt-daily.timer apt-daily-upgrade.timer; do
             ln -sf /dev/null "$etc/$unit"
         done
         : >/newroot/etc/fstab
+        # systemd-tmpfiles would empty /tmp at boot ("D /tmp"), hiding a checkout or
+        # build tree under the host's /tmp (CI clones): keep /tmp as it is.
+        mkdir -p /newroot/etc/tmpfiles.d
+        echo 'd /tmp 1777 root root -' >/newroot/etc/tmpfiles.d/tmp.conf
         # A host that is itself a container image carries /.dockerenv, which makes
         # systemd believe it runs in a container and ignore the kernel command line.
         rm -f /newroot/.dockerenv /newroot/run/.containerenv
