@@ -56,6 +56,7 @@ class TarStream {
     archive_read_support_filter_gzip(outer_.get());
     archive_read_support_filter_zstd(outer_.get());
     archive_read_support_format_raw(outer_.get());
+    archive_read_support_format_empty(outer_.get());  // a zero-byte blob
     if (archive_read_open_fd(outer_.get(), fd, kReadBlock) != ARCHIVE_OK) {
       return invalidArgument("open layer stream: ", archiveError(outer_.get()));
     }
@@ -137,7 +138,8 @@ class LayerWriter {
   Status clearLeaf(int parent, const std::string& leaf, bool keep_dir, bool* kept);
   Status applyWhiteout(int parent, const std::string& leaf);
   Status writeRegular(archive* in, archive_entry* entry, int parent, const std::string& leaf);
-  Status makeHardLink(archive_entry* entry, int parent, const std::string& leaf);
+  Status makeHardLink(archive_entry* entry, const std::vector<std::string>& components,
+                      int parent);
   Status applyOwnership(archive_entry* entry, int parent, const std::string& leaf);
   Status applyXattrs(archive_entry* entry, int fd, int parent, const std::string& leaf);
   static void entryTimes(archive_entry* entry, struct timespec times[2]);
@@ -310,7 +312,9 @@ Status LayerWriter::writeRegular(archive* in, archive_entry* entry, int parent,
   return absl::OkStatus();
 }
 
-Status LayerWriter::makeHardLink(archive_entry* entry, int parent, const std::string& leaf) {
+Status LayerWriter::makeHardLink(archive_entry* entry,
+                                 const std::vector<std::string>& components, int parent) {
+  const std::string& leaf = components.back();
   std::string target_name = archive_entry_hardlink(entry);
   auto target = cleanEntryPath(target_name);
   if (!target.ok()) return withContext(target.status(), "hard link target");
@@ -343,9 +347,7 @@ Status LayerWriter::makeHardLink(archive_entry* entry, int parent, const std::st
                                 "\"); refusing to link it");
     }
   }
-  if (joinComponents(*target) == joinComponents(*cleanEntryPath(archive_entry_pathname(entry)))) {
-    return absl::OkStatus();  // a link to itself: nothing to do
-  }
+  if (*target == components) return absl::OkStatus();  // a link to itself: nothing to do
   bool kept = false;
   RETURN_IF_ERROR(clearLeaf(parent, leaf, false, &kept));
   // Flags 0: a symlink target is linked itself, never followed.
@@ -380,7 +382,7 @@ Status LayerWriter::apply(archive* in, archive_entry* entry) {
   ASSIGN_OR_RETURN(int parent, parentFd(components));
   const std::string& leaf = components.back();
   if (startsWith(leaf, kWhiteoutPrefix)) return applyWhiteout(parent, leaf);
-  if (hardlink) return makeHardLink(entry, parent, leaf);
+  if (hardlink) return makeHardLink(entry, components, parent);
 
   bool kept = false;
   RETURN_IF_ERROR(clearLeaf(parent, leaf, type == AE_IFDIR, &kept));

@@ -349,6 +349,33 @@ TEST_F(UnpackTest, PlainGzipAndZstdGiveTheSameDiffId) {
   ASSERT_TRUE(again.ok()) << again.status();
 }
 
+TEST_F(UnpackTest, EmptyLayers) {
+  // A tar with no entries (1 KiB of end-of-archive zeros plus padding), as Docker
+  // emits for metadata-only layers.
+  std::string empty_tar = makeLayer({}, Compression::kNone, "empty.tar");
+  auto result = unpackLayer(empty_tar, target_, options_);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->diff_id, "sha256:" + *sha256File(empty_tar));
+  EXPECT_EQ(result->entries, 0u);
+  EXPECT_TRUE(fs::listDir(target_)->empty());
+  // A zero-byte blob is an empty stream, too.
+  std::string zero = dir_ + "/zero";
+  ASSERT_TRUE(fs::writeFileAtomic(zero, "").ok());
+  auto zero_result = unpackLayer(zero, dir_ + "/zero-out", options_);
+  ASSERT_TRUE(zero_result.ok()) << zero_result.status();
+  EXPECT_EQ(zero_result->diff_id, "sha256:" + sha256Hex(""));
+}
+
+TEST_F(UnpackTest, SelfHardlinkAndLinkToInLayerSymlink) {
+  auto result = unpack({file("f", "x"), hardlink("f", "f"), symlink("s", "f"),
+                        hardlink("s2", "s")});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*fs::readFile(at("f")), "x");
+  struct stat st;
+  ASSERT_EQ(::lstat(at("s2").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));  // the symlink itself is linked, not its target
+}
+
 TEST_F(UnpackTest, DiffIdMismatchFailsAndLeavesNoTarget) {
   options_.expected_diff_id = "sha256:" + sha256Hex("something else");
   auto result = unpack({file("f", "data")}, Compression::kGzip);
