@@ -230,21 +230,13 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   // Console: connect to the given socket, or make a local pair for `run -t`.
   UniqueFd console_child, console_local;
   if (spec.process->terminal) {
-    if (!opts.console_socket.empty()) {
-      auto c = console::connectSocket(opts.console_socket);
-      if (!c.ok()) return ctx(c.status());
-      console_child = std::move(*c);
-    } else if (opts.want_local_console) {
-      int pair[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-        return ctx(lastErrnoError("console socketpair"));
-      }
-      console_local.reset(pair[0]);
-      console_child.reset(pair[1]);
-    } else {
-      return ctx(invalidArgument("process.terminal is true but no --console-socket was given; "
-                                 "pass one, or set terminal to false"));
-    }
+    auto ends = console::openConsoleEnds(
+        opts.console_socket, opts.want_local_console,
+        "process.terminal is true but no --console-socket was given; pass one, or set "
+        "terminal to false");
+    if (!ends.ok()) return ctx(ends.status());
+    console_child = std::move(ends->child);
+    console_local = std::move(ends->local);
   }
 
   int sp[2];

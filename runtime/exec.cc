@@ -55,20 +55,11 @@ StatusOr<int> Runtime::exec(const ExecOptions& opts) {
 
   UniqueFd console_child, console_local;
   if (opts.process.terminal) {
-    if (!opts.console_socket.empty()) {
-      auto c = console::connectSocket(opts.console_socket);
-      if (!c.ok()) return ctx(c.status());
-      console_child = std::move(*c);
-    } else if (!opts.detach) {
-      int pair[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-        return ctx(lastErrnoError("console socketpair"));
-      }
-      console_local.reset(pair[0]);
-      console_child.reset(pair[1]);
-    } else {
-      return ctx(invalidArgument("-t with --detach needs --console-socket"));
-    }
+    auto ends = console::openConsoleEnds(opts.console_socket, !opts.detach,
+                                         "-t with --detach needs --console-socket");
+    if (!ends.ok()) return ctx(ends.status());
+    console_child = std::move(ends->child);
+    console_local = std::move(ends->local);
   }
 
   int sp[2];

@@ -116,20 +116,11 @@ void closeExtraFds(int preserve_fds) {
   if (new_mnt) INIT_TRY(sfd, withContext(rootfs::finishRootfs(rctx, spec), "finish rootfs"));
 
   if (process.terminal) {
-    if (ctx.console_fd < 0) {
-      fail(sfd, invalidArgument("process.terminal is true but no console socket was given; "
+    if (ctx.console_fd < 0) fail(sfd, invalidArgument("process.terminal is true but no console socket was given; "
                                 "pass --console-socket or set terminal to false"));
-    }
-    auto pty = console::openPty();
-    if (!pty.ok()) fail(sfd, withContext(pty.status(), "allocate terminal"));
-    if (process.consoleSize) {
-      INIT_TRY(sfd, console::setSize(pty->slave.get(), process.consoleSize->height,
-                                     process.consoleSize->width));
-    }
-    INIT_TRY(sfd, console::sendFd(ctx.console_fd, pty->master.get(), pty->slave_name));
-    pty->master.reset();
-    ::close(ctx.console_fd);
-    INIT_TRY(sfd, console::setControllingTerminal(pty->slave.get()));
+    unsigned rows = process.consoleSize ? process.consoleSize->height : 0;
+    unsigned cols = process.consoleSize ? process.consoleSize->width : 0;
+    INIT_TRY(sfd, console::attachNewPty(ctx.console_fd, rows, cols));
   } else if (ctx.console_fd >= 0) {
     ::close(ctx.console_fd);
   }
@@ -228,19 +219,10 @@ void runExecHelper(ExecContext& ctx) {
     const oci::Process& process = *ctx.process;
     auto& logger = *ctx.logger;
     if (process.terminal) {
-      if (ctx.console_fd < 0) {
-        fail(sfd, invalidArgument("a terminal was requested (-t) but no console socket was given"));
-      }
-      auto pty = console::openPty();
-      if (!pty.ok()) fail(sfd, withContext(pty.status(), "allocate terminal"));
-      if (process.consoleSize) {
-        INIT_TRY(sfd, console::setSize(pty->slave.get(), process.consoleSize->height,
-                                       process.consoleSize->width));
-      }
-      INIT_TRY(sfd, console::sendFd(ctx.console_fd, pty->master.get(), pty->slave_name));
-      pty->master.reset();
-      ::close(ctx.console_fd);
-      INIT_TRY(sfd, console::setControllingTerminal(pty->slave.get()));
+      if (ctx.console_fd < 0) fail(sfd, invalidArgument("a terminal was requested (-t) but no console socket was given"));
+      unsigned rows = process.consoleSize ? process.consoleSize->height : 0;
+      unsigned cols = process.consoleSize ? process.consoleSize->width : 0;
+      INIT_TRY(sfd, console::attachNewPty(ctx.console_fd, rows, cols));
     } else if (ctx.console_fd >= 0) {
       ::close(ctx.console_fd);
     }

@@ -117,4 +117,32 @@ Status setControllingTerminal(int slave) {
   return absl::OkStatus();
 }
 
+StatusOr<ConsoleEnds> openConsoleEnds(const std::string& socket_path, bool allow_local,
+                                      const std::string& missing_message) {
+  ConsoleEnds ends;
+  if (!socket_path.empty()) {
+    ASSIGN_OR_RETURN(ends.child, connectSocket(socket_path));
+    return ends;
+  }
+  if (!allow_local) return invalidArgument(missing_message);
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    return lastErrnoError("console socketpair");
+  }
+  ends.local.reset(pair[0]);
+  ends.child.reset(pair[1]);
+  return ends;
+}
+
+Status attachNewPty(int console_fd, unsigned rows, unsigned cols) {
+  UniqueFd sock(console_fd);
+  auto pty = openPty();
+  if (!pty.ok()) return withContext(pty.status(), "allocate terminal");
+  RETURN_IF_ERROR(setSize(pty->slave.get(), rows, cols));
+  RETURN_IF_ERROR(sendFd(sock.get(), pty->master.get(), pty->slave_name));
+  pty->master.reset();
+  sock.reset();
+  return setControllingTerminal(pty->slave.get());
+}
+
 }  // namespace berth::console

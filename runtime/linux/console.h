@@ -38,4 +38,24 @@ StatusOr<UniqueFd> receiveFd(int sock);
 // Makes `slave` the controlling terminal of a new session and dup2s it onto 0, 1, 2.
 Status setControllingTerminal(int slave);
 
+// The two ends of a console hand-off, made by the runtime before it forks: `child` is
+// what the container side sends the PTY master over (a connected console socket, or
+// one end of a local socketpair), `local` is the runtime's end of that socketpair when
+// it keeps the terminal itself (`run`/`exec` in the foreground without a socket).
+struct ConsoleEnds {
+  UniqueFd child;
+  UniqueFd local;
+};
+
+// Connects to `socket_path` when given; otherwise, with `allow_local`, makes a local
+// socketpair. Errors: the connect failure (path named), or InvalidArgument
+// `missing_message` when neither is possible.
+StatusOr<ConsoleEnds> openConsoleEnds(const std::string& socket_path, bool allow_local,
+                                      const std::string& missing_message);
+
+// Container side: allocates a PTY from the container's /dev/ptmx, sets its size
+// (rows × cols; 0×0 leaves it), sends the master over `console_fd` and makes the slave
+// the calling process's controlling terminal and stdio. Closes `console_fd`.
+Status attachNewPty(int console_fd, unsigned rows, unsigned cols);
+
 }  // namespace berth::console
