@@ -25,30 +25,17 @@
 #include "runtime/cgroups/manager.h"
 #include "runtime/init.h"
 #include "runtime/linux/capabilities.h"
-#include "runtime/linux/clone.h"
 #include "runtime/linux/console.h"
 #include "runtime/linux/hooks.h"
 #include "runtime/linux/namespaces.h"
 #include "runtime/linux/process_setup.h"
 #include "runtime/linux/seccomp.h"
 #include "runtime/runtime.h"
+#include "runtime/spawn.h"
 #include "runtime/sync.h"
 
 namespace berth::runtime {
 namespace {
-
-std::unique_ptr<cgroups::Manager> cgroupFor(const ContainerRecord& r, spdlog::logger& logger,
-                                            const std::shared_ptr<spdlog::logger>& lp) {
-  (void)logger;
-  cgroups::Options o;
-  o.mount_root = r.cgroup_mount;
-  o.path = r.cgroup_path;
-  o.container_id = r.state.id;
-  o.strict = r.cgroup_strict;
-  o.syscalls = &RealSyscalls::get();
-  o.logger = lp;
-  return cgroups::newFs2Manager(std::move(o));
-}
 
 std::string absolutePath(const std::string& path) {
   if (!path.empty() && path[0] == '/') return path;
@@ -125,6 +112,17 @@ std::vector<oci::DeviceCgroup> effectiveDeviceRules(const oci::Spec& spec) {
 
 }  // namespace
 
+std::unique_ptr<cgroups::Manager> Runtime::cgroupOf(const ContainerRecord& r) const {
+  cgroups::Options o;
+  o.mount_root = r.cgroup_mount;
+  o.path = r.cgroup_path;
+  o.container_id = r.state.id;
+  o.strict = r.cgroup_strict;
+  o.syscalls = &RealSyscalls::get();
+  o.logger = logger_;
+  return cgroups::newFs2Manager(std::move(o));
+}
+
 Runtime::Runtime(RuntimeOptions options, ContainerStore store)
     : options_(std::move(options)), store_(std::move(store)) {
   logger_ = options_.logger ? options_.logger : log::get("runtime");
@@ -142,7 +140,7 @@ oci::Status Runtime::liveStatus(const ContainerRecord& r) const {
   }
   if (!proc::isAlive(r.state.pid, r.init_start_time)) return oci::Status::kStopped;
   if (fs::exists(fs::join(store_.dir(r.state.id), "exec.fifo"))) return oci::Status::kCreated;
-  auto cg = cgroupFor(r, *logger_, logger_);
+  auto cg = cgroupOf(r);
   auto frozen = cg->isFrozen();
   if (frozen.ok() && *frozen) return oci::Status::kPaused;
   return oci::Status::kRunning;
@@ -207,7 +205,7 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   record.new_pid_ns = (plan->create_flags & CLONE_NEWPID) != 0;
   if (Status st = store_.saveConfig(id, oci::toJson(spec)); !st.ok()) return ctx(st);
 
-  cgroup = cgroupFor(record, *logger_, logger_);
+  cgroup = cgroupOf(record);
   if (Status st = cgroup->create(); !st.ok()) return ctx(withContext(st, "create cgroup"));
   rollback.add([&] {
     (void)cgroup->killAll(SIGKILL);
@@ -246,24 +244,9 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
   UniqueFd parent_end(sp[0]), child_end(sp[1]);
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
-  // Start the helper (and so the init) directly in the container's cgroup when the
-  // kernel can; otherwise fork and move it there below.
-  bool in_cgroup = false;
-  pid_t helper = -1;
-  {
-    UniqueFd cg_fd(::open(cgroup->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    auto cloned = cg_fd ? linux_clone::forkIntoCgroup(cg_fd.get())
-                        : StatusOr<pid_t>(lastErrnoError(strCat("open \"", cgroup->path(), "\"")));
-    if (cloned.ok()) {
-      helper = *cloned;
-      in_cgroup = true;
-    } else {
-      logger_->debug("container \"{}\": {}; moving the init through cgroup.procs", id,
-                     std::string(cloned.status().message()));
-      helper = ::fork();
-    }
-  }
-  if (helper < 0) return ctx(lastErrnoError("fork"));
+  auto forked = forkInCgroup(*cgroup, *logger_);
+  if (!forked.ok()) return ctx(forked.status());
+  pid_t helper = *forked;
   if (helper == 0) {
     parent_end.reset();
     dir_fd.reset();  // the flock must not outlive `create` through the init's copy
@@ -301,9 +284,6 @@ StatusOr<pid_t> Runtime::create(const CreateOptions& opts, int* local_console) {
     return ctx(st);
   };
 
-  if (!in_cgroup) {
-    if (Status st = cgroup->addProcess(helper); !st.ok()) return fail(withContext(st, "join cgroup"));
-  }
   if (Status st = sync::send(parent_end.get(), sync::Msg::kGo, helper); !st.ok()) return fail(st);
   while (true) {
     auto p = sync::receive(parent_end.get());
@@ -435,7 +415,7 @@ Status Runtime::kill(const std::string& id, int signal, bool all) {
   if (!record.ok()) return ctx(record.status());
   oci::Status status = liveStatus(*record);
   if (all) {
-    auto cg = cgroupFor(*record, *logger_, logger_);
+    auto cg = cgroupOf(*record);
     if (status == oci::Status::kPaused && signal == SIGKILL) (void)cg->thaw();
     return withContext(cg->killAll(signal), strCat("kill container \"", id, "\""));
   }
@@ -470,7 +450,7 @@ Status Runtime::remove(const std::string& id, bool force) {
     return ctx(failedPrecondition("container is ", oci::statusName(status),
                                   ", not stopped; stop it first or use --force"));
   }
-  auto cg = cgroupFor(*record, *logger_, logger_);
+  auto cg = cgroupOf(*record);
   if (status != oci::Status::kStopped) {
     if (status == oci::Status::kPaused) (void)cg->thaw();
     (void)cg->killAll(SIGKILL);
@@ -510,7 +490,7 @@ Status Runtime::pause(const std::string& id) {
     return failedPrecondition("pause container \"", id, "\": container is ",
                               oci::statusName(status), ", not running");
   }
-  return withContext(cgroupFor(*record, *logger_, logger_)->freeze(),
+  return withContext(cgroupOf(*record)->freeze(),
                      strCat("pause container \"", id, "\""));
 }
 
@@ -520,7 +500,7 @@ Status Runtime::resume(const std::string& id) {
   if (liveStatus(*record) != oci::Status::kPaused) {
     return failedPrecondition("resume container \"", id, "\": container is not paused");
   }
-  return withContext(cgroupFor(*record, *logger_, logger_)->thaw(),
+  return withContext(cgroupOf(*record)->thaw(),
                      strCat("resume container \"", id, "\""));
 }
 
@@ -537,14 +517,14 @@ StatusOr<std::vector<oci::State>> Runtime::list() {
 StatusOr<cgroups::Stats> Runtime::stats(const std::string& id) {
   auto record = store_.load(id);
   if (!record.ok()) return withContext(record.status(), strCat("stats of container \"", id, "\""));
-  return withContext(cgroupFor(*record, *logger_, logger_)->stats(),
+  return withContext(cgroupOf(*record)->stats(),
                      strCat("stats of container \"", id, "\""));
 }
 
 StatusOr<std::vector<pid_t>> Runtime::pids(const std::string& id) {
   auto record = store_.load(id);
   if (!record.ok()) return withContext(record.status(), strCat("ps container \"", id, "\""));
-  return cgroupFor(*record, *logger_, logger_)->pids();
+  return cgroupOf(*record)->pids();
 }
 
 }  // namespace berth::runtime

@@ -15,12 +15,12 @@
 #include "runtime/cgroups/manager.h"
 #include "runtime/init.h"
 #include "runtime/linux/capabilities.h"
-#include "runtime/linux/clone.h"
 #include "runtime/linux/console.h"
 #include "runtime/linux/namespaces.h"
 #include "runtime/linux/process_setup.h"
 #include "runtime/linux/seccomp.h"
 #include "runtime/runtime.h"
+#include "runtime/spawn.h"
 #include "runtime/sync.h"
 
 namespace berth::runtime {
@@ -68,25 +68,10 @@ StatusOr<int> Runtime::exec(const ExecOptions& opts) {
   }
   UniqueFd parent_end(sp[0]), child_end(sp[1]);
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  cgroups::Options co;
-  co.mount_root = record->cgroup_mount;
-  co.path = record->cgroup_path;
-  co.container_id = id;
-  co.logger = logger_;
-  auto cgroup = cgroups::newFs2Manager(std::move(co));
-  bool in_cgroup = false;
-  pid_t helper = -1;
-  {
-    UniqueFd cg_fd(::open(cgroup->path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    auto cloned = cg_fd ? linux_clone::forkIntoCgroup(cg_fd.get()) : StatusOr<pid_t>(unimplemented(""));
-    if (cloned.ok()) {
-      helper = *cloned;
-      in_cgroup = true;
-    } else {
-      helper = ::fork();
-    }
-  }
-  if (helper < 0) return ctx(lastErrnoError("fork"));
+  auto cgroup = cgroupOf(*record);
+  auto forked = forkInCgroup(*cgroup, *logger_);
+  if (!forked.ok()) return ctx(forked.status());
+  pid_t helper = *forked;
   if (helper == 0) {
     parent_end.reset();
     ExecContext ec;
@@ -118,9 +103,6 @@ StatusOr<int> Runtime::exec(const ExecOptions& opts) {
     return ctx(st);
   };
 
-  if (!in_cgroup) {
-    if (Status st = cgroup->addProcess(helper); !st.ok()) return fail(withContext(st, "join cgroup"));
-  }
   if (Status st = sync::send(parent_end.get(), sync::Msg::kGo); !st.ok()) return fail(st);
   auto p = sync::expect(parent_end.get(), sync::Msg::kChildPid);
   if (!p.ok()) return fail(p.status());

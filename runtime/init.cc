@@ -64,6 +64,20 @@ void closeExtraFds(int preserve_fds) {
   ::syscall(SYS_close_range, 3 + preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
 }
 
+// Gives the process the terminal it asks for (a PTY whose master goes out over
+// `console_fd`), or closes `console_fd` when it asks for none. `missing` is the error
+// when a terminal is wanted but no console socket was given.
+Status attachTerminal(const oci::Process& process, int console_fd, const char* missing) {
+  if (!process.terminal) {
+    if (console_fd >= 0) ::close(console_fd);
+    return absl::OkStatus();
+  }
+  if (console_fd < 0) return invalidArgument(missing);
+  unsigned rows = process.consoleSize ? process.consoleSize->height : 0;
+  unsigned cols = process.consoleSize ? process.consoleSize->width : 0;
+  return console::attachNewPty(console_fd, rows, cols);
+}
+
 [[noreturn]] void runInit(InitContext& ctx, pid_t self) {
   const oci::Spec& spec = *ctx.spec;
   const oci::Process& process = *spec.process;
@@ -115,15 +129,8 @@ void closeExtraFds(int preserve_fds) {
   }
   if (new_mnt) INIT_TRY(sfd, withContext(rootfs::finishRootfs(rctx, spec), "finish rootfs"));
 
-  if (process.terminal) {
-    if (ctx.console_fd < 0) fail(sfd, invalidArgument("process.terminal is true but no console socket was given; "
+  INIT_TRY(sfd, attachTerminal(process, ctx.console_fd, "process.terminal is true but no console socket was given; "
                                 "pass --console-socket or set terminal to false"));
-    unsigned rows = process.consoleSize ? process.consoleSize->height : 0;
-    unsigned cols = process.consoleSize ? process.consoleSize->width : 0;
-    INIT_TRY(sfd, console::attachNewPty(ctx.console_fd, rows, cols));
-  } else if (ctx.console_fd >= 0) {
-    ::close(ctx.console_fd);
-  }
 
   INIT_TRY(sfd, process::setRlimits(process.rlimits, logger));
   if (!ctx.no_new_keyring) joinSessionKeyring(ctx.id);
@@ -218,14 +225,7 @@ void runExecHelper(ExecContext& ctx) {
     if (!go2.ok()) _exit(1);
     const oci::Process& process = *ctx.process;
     auto& logger = *ctx.logger;
-    if (process.terminal) {
-      if (ctx.console_fd < 0) fail(sfd, invalidArgument("a terminal was requested (-t) but no console socket was given"));
-      unsigned rows = process.consoleSize ? process.consoleSize->height : 0;
-      unsigned cols = process.consoleSize ? process.consoleSize->width : 0;
-      INIT_TRY(sfd, console::attachNewPty(ctx.console_fd, rows, cols));
-    } else if (ctx.console_fd >= 0) {
-      ::close(ctx.console_fd);
-    }
+    INIT_TRY(sfd, attachTerminal(process, ctx.console_fd, "a terminal was requested (-t) but no console socket was given"));
     INIT_TRY(sfd, process::setRlimits(process.rlimits, logger));
     auto path = process::lookPath(process.args.empty() ? "" : process.args[0], process.env);
     if (!path.ok()) fail(sfd, path.status());

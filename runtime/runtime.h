@@ -126,6 +126,8 @@ class Runtime {
  private:
   Runtime(RuntimeOptions options, ContainerStore store);
   oci::Status liveStatus(const ContainerRecord& record) const;
+  // The cgroup manager of a stored container.
+  std::unique_ptr<cgroups::Manager> cgroupOf(const ContainerRecord& record) const;
 
   RuntimeOptions options_;
   ContainerStore store_;
