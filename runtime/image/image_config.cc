@@ -15,37 +15,6 @@ using json::Json;
 
 // --- JSON field readers (null counts as absent, as Docker writes "Env": null) -----
 
-StatusOr<std::string> getString(const Json& obj, const char* key) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return std::string();
-  if (!it->is_string()) return invalidArgument("\"", key, "\" must be a string");
-  return it->get<std::string>();
-}
-
-StatusOr<std::vector<std::string>> getStringArray(const Json& obj, const char* key) {
-  std::vector<std::string> out;
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return out;
-  if (!it->is_array()) return invalidArgument("\"", key, "\" must be an array of strings");
-  for (const Json& v : *it) {
-    if (!v.is_string()) return invalidArgument("\"", key, "\" must be an array of strings");
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
-StatusOr<std::map<std::string, std::string>> getStringMap(const Json& obj, const char* key) {
-  std::map<std::string, std::string> out;
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return out;
-  if (!it->is_object()) return invalidArgument("\"", key, "\" must be an object");
-  for (auto& [k, v] : it->items()) {
-    if (!v.is_string()) return invalidArgument("\"", key, "\".\"", k, "\" must be a string");
-    out[k] = v.get<std::string>();
-  }
-  return out;
-}
-
 // {"80/tcp": {}, "53/udp": {}} -> keys.
 StatusOr<std::set<std::string>> getKeySet(const Json& obj, const char* key) {
   std::set<std::string> out;
@@ -60,13 +29,13 @@ StatusOr<ContainerDefaults> parseDefaults(const Json& obj) {
   ContainerDefaults c;
   if (obj.is_null()) return c;
   if (!obj.is_object()) return invalidArgument("\"config\" must be an object");
-  ASSIGN_OR_RETURN(c.user, getString(obj, "User"));
-  ASSIGN_OR_RETURN(c.env, getStringArray(obj, "Env"));
-  ASSIGN_OR_RETURN(c.entrypoint, getStringArray(obj, "Entrypoint"));
-  ASSIGN_OR_RETURN(c.cmd, getStringArray(obj, "Cmd"));
-  ASSIGN_OR_RETURN(c.workingDir, getString(obj, "WorkingDir"));
-  ASSIGN_OR_RETURN(c.stopSignal, getString(obj, "StopSignal"));
-  ASSIGN_OR_RETURN(c.labels, getStringMap(obj, "Labels"));
+  ASSIGN_OR_RETURN(c.user, json::optString(obj, "User"));
+  ASSIGN_OR_RETURN(c.env, json::optStringArray(obj, "Env"));
+  ASSIGN_OR_RETURN(c.entrypoint, json::optStringArray(obj, "Entrypoint"));
+  ASSIGN_OR_RETURN(c.cmd, json::optStringArray(obj, "Cmd"));
+  ASSIGN_OR_RETURN(c.workingDir, json::optString(obj, "WorkingDir"));
+  ASSIGN_OR_RETURN(c.stopSignal, json::optString(obj, "StopSignal"));
+  ASSIGN_OR_RETURN(c.labels, json::optStringMap(obj, "Labels"));
   ASSIGN_OR_RETURN(c.exposedPorts, getKeySet(obj, "ExposedPorts"));
   ASSIGN_OR_RETURN(c.volumes, getKeySet(obj, "Volumes"));
   return c;
@@ -76,15 +45,15 @@ StatusOr<ImageConfig> parseConfig(std::string_view bytes) {
   ASSIGN_OR_RETURN(Json doc, json::parse(bytes, "JSON"));
   if (!doc.is_object()) return invalidArgument("not a JSON object");
   ImageConfig cfg;
-  ASSIGN_OR_RETURN(cfg.architecture, getString(doc, "architecture"));
-  ASSIGN_OR_RETURN(cfg.os, getString(doc, "os"));
+  ASSIGN_OR_RETURN(cfg.architecture, json::optString(doc, "architecture"));
+  ASSIGN_OR_RETURN(cfg.os, json::optString(doc, "os"));
   if (cfg.architecture.empty() || cfg.os.empty()) {
     return invalidArgument("\"architecture\" and \"os\" are required");
   }
-  ASSIGN_OR_RETURN(cfg.variant, getString(doc, "variant"));
-  ASSIGN_OR_RETURN(cfg.osVersion, getString(doc, "os.version"));
-  ASSIGN_OR_RETURN(cfg.created, getString(doc, "created"));
-  ASSIGN_OR_RETURN(cfg.author, getString(doc, "author"));
+  ASSIGN_OR_RETURN(cfg.variant, json::optString(doc, "variant"));
+  ASSIGN_OR_RETURN(cfg.osVersion, json::optString(doc, "os.version"));
+  ASSIGN_OR_RETURN(cfg.created, json::optString(doc, "created"));
+  ASSIGN_OR_RETURN(cfg.author, json::optString(doc, "author"));
   if (auto it = doc.find("config"); it != doc.end()) {
     ASSIGN_OR_RETURN(cfg.config, withContext(parseDefaults(*it), "config"));
   }
@@ -92,11 +61,11 @@ StatusOr<ImageConfig> parseConfig(std::string_view bytes) {
   if (rootfs == doc.end() || !rootfs->is_object()) {
     return invalidArgument("\"rootfs\" is required and must be an object");
   }
-  ASSIGN_OR_RETURN(std::string type, getString(*rootfs, "type"));
+  ASSIGN_OR_RETURN(std::string type, json::optString(*rootfs, "type"));
   if (type != "layers") {
     return invalidArgument("rootfs.type is \"", type, "\", want \"layers\"");
   }
-  ASSIGN_OR_RETURN(cfg.diffIds, withContext(getStringArray(*rootfs, "diff_ids"), "rootfs"));
+  ASSIGN_OR_RETURN(cfg.diffIds, withContext(json::optStringArray(*rootfs, "diff_ids"), "rootfs"));
   for (size_t i = 0; i < cfg.diffIds.size(); ++i) {
     RETURN_IF_ERROR_CTX(validateDigest(cfg.diffIds[i]), strCat("rootfs.diff_ids[", i, "]"));
   }
@@ -107,10 +76,10 @@ StatusOr<ImageConfig> parseConfig(std::string_view bytes) {
       std::string ctx = strCat("history[", i, "]");
       if (!h.is_object()) return invalidArgument(ctx, " must be an object");
       HistoryEntry e;
-      ASSIGN_OR_RETURN(e.created, withContext(getString(h, "created"), ctx));
-      ASSIGN_OR_RETURN(e.createdBy, withContext(getString(h, "created_by"), ctx));
-      ASSIGN_OR_RETURN(e.author, withContext(getString(h, "author"), ctx));
-      ASSIGN_OR_RETURN(e.comment, withContext(getString(h, "comment"), ctx));
+      ASSIGN_OR_RETURN(e.created, withContext(json::optString(h, "created"), ctx));
+      ASSIGN_OR_RETURN(e.createdBy, withContext(json::optString(h, "created_by"), ctx));
+      ASSIGN_OR_RETURN(e.author, withContext(json::optString(h, "author"), ctx));
+      ASSIGN_OR_RETURN(e.comment, withContext(json::optString(h, "comment"), ctx));
       if (auto el = h.find("empty_layer"); el != h.end() && !el->is_null()) {
         if (!el->is_boolean()) return invalidArgument(ctx, ".empty_layer must be a boolean");
         e.emptyLayer = el->get<bool>();

@@ -11,6 +11,9 @@ namespace berth::image {
 namespace {
 
 using json::Json;
+using json::optString;
+using json::optStringArray;
+using json::optStringMap;
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -38,38 +41,6 @@ Status schema1Error() {
       "Docker schema 1 manifests are not supported (deprecated since Docker 1.10, removed "
       "from current registries and runtimes); push the image again with a current client "
       "to get a schema 2 or OCI manifest");
-}
-
-// Reads an optional string member; InvalidArgument if present with another type.
-StatusOr<std::string> optString(const Json& obj, const char* key) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return std::string();
-  if (!it->is_string()) return invalidArgument("\"", key, "\" must be a string");
-  return it->get<std::string>();
-}
-
-StatusOr<std::vector<std::string>> optStringArray(const Json& obj, const char* key) {
-  std::vector<std::string> out;
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return out;
-  if (!it->is_array()) return invalidArgument("\"", key, "\" must be an array of strings");
-  for (const Json& v : *it) {
-    if (!v.is_string()) return invalidArgument("\"", key, "\" must be an array of strings");
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
-StatusOr<std::map<std::string, std::string>> optStringMap(const Json& obj, const char* key) {
-  std::map<std::string, std::string> out;
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return out;
-  if (!it->is_object()) return invalidArgument("\"", key, "\" must be an object of strings");
-  for (auto& [k, v] : it->items()) {
-    if (!v.is_string()) return invalidArgument("\"", key, "\".\"", k, "\" must be a string");
-    out[k] = v.get<std::string>();
-  }
-  return out;
 }
 
 StatusOr<Platform> parsePlatformObject(const Json& obj) {
