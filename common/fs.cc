@@ -212,36 +212,34 @@ StatusOr<std::string> secureJoin(const std::string& root, const std::string& uns
   return out;
 }
 
-StatusOr<std::vector<std::string>> listDir(const std::string& path) {
+namespace {
+// Names in `path` (without "." and "..") for which keep(dir, entry) is true.
+template <typename Keep>
+StatusOr<std::vector<std::string>> listEntries(const std::string& path, Keep keep) {
   DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) return lastErrnoError(strCat("opendir \"", path, "\""));
   std::vector<std::string> names;
   while (struct dirent* ent = ::readdir(dir)) {
     std::string n = ent->d_name;
-    if (n == "." || n == "..") continue;
+    if (n == "." || n == ".." || !keep(dir, ent)) continue;
     names.push_back(std::move(n));
   }
   ::closedir(dir);
   return names;
 }
+}  // namespace
+
+StatusOr<std::vector<std::string>> listDir(const std::string& path) {
+  return listEntries(path, [](DIR*, struct dirent*) { return true; });
+}
 
 StatusOr<std::vector<std::string>> listSubdirs(const std::string& path) {
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return lastErrnoError(strCat("opendir \"", path, "\""));
-  std::vector<std::string> names;
-  while (struct dirent* ent = ::readdir(dir)) {
-    std::string n = ent->d_name;
-    if (n == "." || n == "..") continue;
-    bool is_dir = ent->d_type == DT_DIR;
-    if (ent->d_type == DT_UNKNOWN) {
-      struct stat st;
-      is_dir = ::fstatat(::dirfd(dir), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-               S_ISDIR(st.st_mode);
-    }
-    if (is_dir) names.push_back(std::move(n));
-  }
-  ::closedir(dir);
-  return names;
+  return listEntries(path, [](DIR* dir, struct dirent* ent) {
+    if (ent->d_type != DT_UNKNOWN) return ent->d_type == DT_DIR;
+    struct stat st;
+    return ::fstatat(::dirfd(dir), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISDIR(st.st_mode);
+  });
 }
 
 }  // namespace berth::fs
