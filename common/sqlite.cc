@@ -51,8 +51,10 @@ Statement::~Statement() {
 }
 
 Statement& Statement::bind(int index, std::string_view text) {
-  int rc = sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
-                             SQLITE_TRANSIENT);
+  // A default-constructed string_view has data() == nullptr, which SQLite would bind
+  // as NULL rather than as the empty string.
+  int rc = sqlite3_bind_text(stmt_, index, text.data() != nullptr ? text.data() : "",
+                             static_cast<int>(text.size()), SQLITE_TRANSIENT);
   if (rc != SQLITE_OK && bind_error_.ok()) {
     bind_error_ = sqliteError(db_, rc, strCat("bind parameter ", index, " of \"", sql_, "\""));
   }
@@ -113,7 +115,8 @@ StatusOr<std::unique_ptr<Database>> Database::open(const std::string& path,
                                                    int busy_timeout_ms) {
   const std::string what = strCat("open database \"", path, "\"");
   if (path != ":memory:") {
-    std::string dir = path.substr(0, path.rfind('/'));
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
     if (!dir.empty()) RETURN_IF_ERROR_CTX(fs::mkdirAll(dir, 0700), what);
     // Create the file ourselves so it gets mode 0600 whatever the umask.
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -158,9 +161,17 @@ Status Database::exec(std::string_view sql) {
 
 StatusOr<Statement> Database::prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  const char* tail = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail);
   if (rc != SQLITE_OK) {
     return sqliteError(db_, rc, strCat("prepare \"", sql, "\""));
+  }
+  // An empty statement compiles to nullptr; text after the first statement would be
+  // silently ignored. Both are programming errors.
+  if (stmt == nullptr) return invalidArgument("prepare \"", sql, "\": no SQL statement");
+  if (!trim(sql.substr(static_cast<size_t>(tail - sql.data()))).empty()) {
+    sqlite3_finalize(stmt);
+    return invalidArgument("prepare \"", sql, "\": more than one SQL statement; use exec()");
   }
   return Statement(db_, stmt, std::string(sql));
 }
@@ -181,11 +192,13 @@ Status Database::migrate(std::string_view component, const std::vector<std::stri
   get.bind(1, component);
   ASSIGN_OR_RETURN(bool row, get.step());
   int64_t applied = row ? get.columnInt(0) : 0;
+  get.reset();  // no statement left pending at COMMIT
   if (applied > static_cast<int64_t>(steps.size())) {
     return absl::FailedPreconditionError(
         strCat(what, ": the database is at version ", applied, " but this berth knows only ",
                steps.size(), "; downgrade berth or use a fresh --root"));
   }
+  if (row && applied == static_cast<int64_t>(steps.size())) return tx.commit();  // up to date
   for (size_t i = static_cast<size_t>(applied); i < steps.size(); ++i) {
     RETURN_IF_ERROR_CTX(exec(steps[i]), strCat(what, ": step ", i + 1));
   }
