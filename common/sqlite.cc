@@ -37,11 +37,12 @@ Status sqliteError(sqlite3* db, int rc, std::string_view what) {
 
 }  // namespace
 
-Statement::Statement(sqlite3* db, sqlite3_stmt* stmt, std::string sql)
-    : db_(db), stmt_(stmt), sql_(std::move(sql)) {}
+Statement::Statement(sqlite3* db, std::recursive_mutex* mu, sqlite3_stmt* stmt,
+                     std::string sql)
+    : db_(db), mu_(mu), stmt_(stmt), sql_(std::move(sql)) {}
 
 Statement::Statement(Statement&& other) noexcept
-    : db_(other.db_), stmt_(other.stmt_), sql_(std::move(other.sql_)),
+    : db_(other.db_), mu_(other.mu_), stmt_(other.stmt_), sql_(std::move(other.sql_)),
       bind_error_(std::move(other.bind_error_)) {
   other.stmt_ = nullptr;
 }
@@ -79,6 +80,7 @@ Statement& Statement::bindNull(int index) {
 
 StatusOr<bool> Statement::step() {
   if (!bind_error_.ok()) return bind_error_;
+  std::lock_guard<std::recursive_mutex> lock(*mu_);
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
@@ -148,6 +150,7 @@ Database::~Database() { sqlite3_close_v2(db_); }
 
 Status Database::exec(std::string_view sql) {
   std::string text(sql);
+  std::lock_guard<std::recursive_mutex> lock(mu_);
   char* err = nullptr;
   int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
@@ -173,7 +176,7 @@ StatusOr<Statement> Database::prepare(std::string_view sql) {
     sqlite3_finalize(stmt);
     return invalidArgument("prepare \"", sql, "\": more than one SQL statement; use exec()");
   }
-  return Statement(db_, stmt, std::string(sql));
+  return Statement(db_, &mu_, stmt, std::string(sql));
 }
 
 int64_t Database::lastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
@@ -210,7 +213,7 @@ Status Database::migrate(std::string_view component, const std::vector<std::stri
   return tx.commit();
 }
 
-Transaction::Transaction(Database& db) : db_(db) {
+Transaction::Transaction(Database& db) : db_(db), lock_(db.mu_) {
   begin_ = db_.exec("BEGIN IMMEDIATE");
   if (!begin_.ok()) done_ = true;
 }

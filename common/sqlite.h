@@ -6,15 +6,18 @@
 // Each component owns its tables and migrates them with `migrate(component, steps)`,
 // which records the applied step count in the table `schema_versions`.
 //
-// Thread-safety: a Database is one SQLite connection opened in serialized mode; it
-// may be used from several threads, but a Transaction and the Statements run inside
-// it must stay on one thread, and callers that need several statements to be atomic
-// hold their own mutex around the Transaction (SQLite transactions are per
-// connection, not per thread).
+// Thread-safety: a Database is one SQLite connection that several components and
+// threads share (the image store, the snapshotter, later the pod store). SQLite
+// transactions belong to the connection, not to a thread, so the connection carries a
+// recursive mutex: a Transaction holds it from BEGIN to COMMIT/ROLLBACK, and every
+// step()/exec() takes it, so another thread's statements wait for the transaction
+// instead of joining it. A Transaction and the Statements run inside it stay on one
+// thread. Iterating a SELECT is not atomic across step() calls outside a Transaction.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,8 +62,9 @@ class Statement {
 
  private:
   friend class Database;
-  Statement(sqlite3* db, sqlite3_stmt* stmt, std::string sql);
+  Statement(sqlite3* db, std::recursive_mutex* mu, sqlite3_stmt* stmt, std::string sql);
   sqlite3* db_;
+  std::recursive_mutex* mu_;  // the connection's; held during each step
   sqlite3_stmt* stmt_;
   std::string sql_;
   Status bind_error_;
@@ -99,8 +103,10 @@ class Database {
   sqlite3* handle() const { return db_; }
 
  private:
+  friend class Transaction;
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
+  mutable std::recursive_mutex mu_;  // see "Thread-safety" above
   std::string path_;
 };
 
@@ -121,6 +127,7 @@ class Transaction {
 
  private:
   Database& db_;
+  std::unique_lock<std::recursive_mutex> lock_;  // the connection, BEGIN to the end
   Status begin_;
   bool done_ = false;
 };

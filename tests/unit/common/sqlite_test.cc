@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <thread>
 #include <limits>
 #include <string>
 #include <vector>
@@ -373,6 +376,29 @@ TEST_F(SqliteTest, MigrateWaitsForAnotherWriter) {
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
   ASSERT_TRUE(holder.commit().ok());
   EXPECT_TRUE(b->migrate("comp", {"CREATE TABLE a(x)"}).ok());
+}
+
+// One connection shared by two components on two threads: a statement of thread B
+// waits for thread A's open transaction instead of silently joining it, so A's
+// rollback does not take B's write with it.
+TEST_F(SqliteTest, SharedConnectionStatementsWaitForAnotherThreadsTransaction) {
+  auto db = openDb();
+  ASSERT_TRUE(db->exec("CREATE TABLE t(x)").ok());
+  std::atomic<bool> b_done{false};
+  std::thread b;
+  {
+    Transaction tx(*db);
+    ASSERT_TRUE(tx.status().ok()) << tx.status();
+    ASSERT_TRUE(db->exec("INSERT INTO t VALUES('a')").ok());
+    b = std::thread([&] {
+      EXPECT_TRUE(db->exec("INSERT INTO t VALUES('b')").ok());
+      b_done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_FALSE(b_done) << "B's statement ran inside A's transaction";
+  }  // A rolls back
+  b.join();
+  EXPECT_EQ(queryText(*db, "SELECT group_concat(x) FROM t"), "b");
 }
 
 }  // namespace
