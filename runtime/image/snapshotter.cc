@@ -468,9 +468,9 @@ StatusOr<SnapshotInfo> Snapshotter::Impl::unpackAndCommit(
   }
   const std::string tmp = tmpl;
   const std::string tmp_name = tmp.substr(root_.size() + 1);
-  bool keep_tmp = false;
+  bool done = false;  // tmp has become <id>: nothing to clean up
   ScopeGuard cleanup([&] {
-    if (keep_tmp) return;
+    if (done) return;
     Status st = fs::removeAll(tmp);
     if (!st.ok()) log::get("image")->warn("snapshots: {}", std::string(st.message()));
   });
@@ -503,8 +503,7 @@ StatusOr<SnapshotInfo> Snapshotter::Impl::unpackAndCommit(
   } else {
     insert.bindNull(2);
   }
-  const int64_t created = nowNs();
-  insert.bind(3, created).bind(4, used.bytes).bind(5, used.inodes);
+  insert.bind(3, nowNs()).bind(4, used.bytes).bind(5, used.inodes);
   RETURN_IF_ERROR_CTX(insert.run(), ctx);
   const int64_t id = db_->lastInsertRowid();
   const std::string id_name = std::to_string(id);
@@ -513,34 +512,21 @@ StatusOr<SnapshotInfo> Snapshotter::Impl::unpackAndCommit(
     return withContext(
         lastErrnoError(strCat("rename \"", tmp, "\" to \"", idDir(id), "\"")), ctx);
   }
-  auto renameBack = [&] {
+  // Until COMMIT succeeds, undo the rename (the cleanup above then removes tmp).
+  ScopeGuard undo_rename([&] {
     if (::renameat(root_fd_.get(), id_name.c_str(), root_fd_.get(), tmp_name.c_str()) != 0) {
       (void)fs::removeAll(idDir(id));
     }
-  };
+  });
   if (::fsync(root_fd_.get()) != 0) {
-    Status st = lastErrnoError(strCat("fsync \"", root_, "\""));
-    renameBack();
-    return withContext(st, ctx);
+    return withContext(lastErrnoError(strCat("fsync \"", root_, "\"")), ctx);
   }
-  Status committed = tx.commit();
-  if (!committed.ok()) {
-    renameBack();
-    return withContext(committed, ctx);
-  }
-  keep_tmp = true;
-  SnapshotInfo info;
-  info.id = id;
-  info.kind = SnapshotKind::kCommitted;
-  info.chain_id = chain_id;
-  info.parent_chain_id = parent_chain_id;
-  info.path = fsDir(id);
-  info.created = std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::nanoseconds(created)));
-  info.size_bytes = used.bytes;
-  info.inodes = used.inodes;
-  return info;
+  ASSIGN_OR_RETURN(auto info, withContext(findLocked("s.id = ?1", id_name), ctx));
+  if (!info) return internalError(ctx, ": snapshot row ", id, " vanished before commit");
+  RETURN_IF_ERROR_CTX(tx.commit(), ctx);
+  undo_rename.dismiss();
+  done = true;
+  return *info;
 }
 
 StatusOr<SnapshotInfo> Snapshotter::committed(const std::string& chain_id) const {

@@ -76,6 +76,10 @@ Status mountWithFsconfig(const OverlayLayers& layers, const std::string& target,
     }
     return lastErrnoError("fsopen(\"overlay\")");
   }
+  // The source mount(2) would show, so tools list both kinds of mount alike.
+  if (::fsconfig(fsfd.get(), FSCONFIG_SET_STRING, "source", "overlay", 0) != 0) {
+    return fsError(errno, fsfd.get(), "overlay source");
+  }
   for (size_t i = 0; i < layers.lowers.size(); ++i) {
     const std::string dir = fsDir(layers.root, layers.lowers[i]);
     if (::fsconfig(fsfd.get(), FSCONFIG_SET_STRING, "lowerdir+", dir.c_str(), 0) != 0) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -21,6 +22,8 @@
 #include <gtest/gtest.h>
 
 #include "common/fs.h"
+#include "common/sha256.h"
+#include "runtime/image/unpack.h"
 
 namespace berth::image {
 namespace {
@@ -437,6 +440,68 @@ TEST_F(SnapshotterTest, UsageCountsBlocksAndHardLinksOnce) {
   EXPECT_EQ(snap_->usage("unknown").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(SnapshotterTest, FillWithUnpackLayerOfARealTar) {
+  const std::string src = fs::join(dir_, "src");
+  ASSERT_TRUE(fs::mkdirAll(fs::join(src, "etc")).ok());
+  ASSERT_TRUE(writeText(fs::join(src, "etc/passwd"), "root:x:0:0::/root:/bin/sh\n").ok());
+  ASSERT_EQ(::symlink("etc/passwd", fs::join(src, "pw").c_str()), 0);
+  const std::string tar = fs::join(dir_, "layer.tar");
+  ASSERT_EQ(std::system(strCat("tar -C ", src, " -cf ", tar, " .").c_str()), 0);
+  std::string diff_id;
+  auto info = snap_->prepareLayer(D('1'), "", "image test layer 1/1",
+                                  [&](const std::string& dir) -> Status {
+                                    UnpackOptions options;
+                                    options.apply_ownership = false;
+                                    ASSIGN_OR_RETURN(UnpackResult r,
+                                                     unpackLayer(tar, dir, options));
+                                    diff_id = r.diff_id;
+                                    return absl::OkStatus();
+                                  });
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(readText(fs::join(info->path, "etc/passwd")), "root:x:0:0::/root:/bin/sh\n");
+  char link[64] = {};
+  ASSERT_GT(::readlink(fs::join(info->path, "pw").c_str(), link, sizeof(link) - 1), 0);
+  EXPECT_STREQ(link, "etc/passwd");
+  EXPECT_EQ(diff_id.rfind("sha256:", 0), 0u);
+  EXPECT_THAT(rootEntries(root_), ElementsAre(std::to_string(info->id)));
+}
+
+TEST_F(SnapshotterTest, StaleDirectoryOfTheNextIdIsReplaced) {
+  // Another process crashed after renaming into <id> but before COMMIT: the id is
+  // handed out again while we run.
+  ASSERT_TRUE(fs::mkdirAll(fs::join(root_, "1/fs/junk")).ok());
+  SnapshotInfo l1 = layer(D('1'), "", {{"real", "1"}});
+  ASSERT_EQ(l1.id, 1);
+  EXPECT_TRUE(fs::exists(fs::join(l1.path, "real")));
+  EXPECT_FALSE(fs::exists(fs::join(l1.path, "junk")));
+  ASSERT_TRUE(fs::mkdirAll(fs::join(root_, "2/work/junk")).ok());
+  ASSERT_TRUE(snap_->prepareActive("ctr", D('1')).ok());
+  EXPECT_FALSE(fs::exists(fs::join(root_, "2/work/junk")));
+  EXPECT_TRUE(fs::exists(fs::join(root_, "2/fs")));
+}
+
+TEST_F(SnapshotterTest, GarbageCollectSparesTheParentOfAnUnpackInProgress) {
+  layer(D('1'), "");
+  std::promise<void> entered, release;
+  auto release_future = release.get_future();
+  StatusOr<SnapshotInfo> child = absl::UnknownError("not run");
+  std::thread t([&] {
+    child = snap_->prepareLayer(D('2'), D('1'), "img", [&](const std::string& dir) -> Status {
+      entered.set_value();
+      release_future.wait();
+      return writeText(fs::join(dir, "two"), "2");
+    });
+  });
+  entered.get_future().wait();
+  auto removed = snap_->garbageCollect({});
+  release.set_value();
+  t.join();
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(removed->empty());
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_EQ(child->parent_chain_id, D('1'));
+}
+
 TEST_F(SnapshotterTest, GarbageCollectKeepsAncestorsOfKeptAndActive) {
   // Image A: a1 <- a2 <- a3. Image B: b1 <- b2. c1 <- c2 with a container on c1.
   layer(D('1'), "");
@@ -477,6 +542,236 @@ TEST_F(SnapshotterTest, GarbageCollectKeepsAncestorsOfKeptAndActive) {
   auto all = snap_->list();
   ASSERT_TRUE(all.ok());
   EXPECT_TRUE(all->empty());
+}
+
+}  // namespace
+}  // namespace berth::image
+
+// ---- Privileged: real overlay mounts in a private mount namespace ----
+
+namespace berth::image {
+namespace {
+
+// Runs `body` on a thread that has its own mount namespace, with every mount private,
+// so nothing it mounts reaches the host (the namespace ends with the thread).
+void inPrivateMountNamespace(const std::function<void()>& body) {
+  std::thread t([&] {
+    if (::unshare(CLONE_NEWNS) != 0) {
+      ADD_FAILURE() << "unshare(CLONE_NEWNS): " << strerror(errno);
+      return;
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      ADD_FAILURE() << "make / rprivate: " << strerror(errno);
+      return;
+    }
+    body();
+  });
+  t.join();
+}
+
+// The mountinfo line of the mount on `target` in the calling thread's namespace.
+std::string mountInfoLine(const std::string& target) {
+  std::ifstream in("/proc/thread-self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    auto fields = split(line, ' ');
+    if (fields.size() > 4 && fields[4] == target) found = line;
+  }
+  return found;
+}
+
+bool isCharDevice00(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+class SnapshotterPrivileged : public SnapshotterTest {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts, whiteouts, trusted xattrs)";
+    SnapshotterTest::SetUp();
+  }
+  std::string target(const std::string& name) {
+    std::string t = fs::join(dir_, name);
+    EXPECT_TRUE(fs::mkdirAll(t).ok());
+    return t;
+  }
+};
+
+TEST_F(SnapshotterPrivileged, WhiteoutsAndOpaqueDirsShapeTheMergedView) {
+  ASSERT_TRUE(snap_->prepareLayer(D('a'), "", "l1", [](const std::string& dir) -> Status {
+    RETURN_IF_ERROR(writeText(fs::join(dir, "a"), "a1"));
+    RETURN_IF_ERROR(writeText(fs::join(dir, "b"), "b1"));
+    RETURN_IF_ERROR(writeText(fs::join(dir, "keep"), "k1"));
+    RETURN_IF_ERROR(fs::mkdirAll(fs::join(dir, "d")));
+    RETURN_IF_ERROR(writeText(fs::join(dir, "d/x"), "x1"));
+    return writeText(fs::join(dir, "d/y"), "y1");
+  }).ok());
+  ASSERT_TRUE(snap_->prepareLayer(D('b'), D('a'), "l2", [](const std::string& dir) -> Status {
+    // Layer 2 deletes "a" (overlay whiteout) and adds "c".
+    if (::mknod(fs::join(dir, "a").c_str(), S_IFCHR | 0000, makedev(0, 0)) != 0) {
+      return lastErrnoError("mknod whiteout");
+    }
+    return writeText(fs::join(dir, "c"), "c2");
+  }).ok());
+  ASSERT_TRUE(snap_->prepareLayer(D('c'), D('b'), "l3", [](const std::string& dir) -> Status {
+    // Layer 3 replaces directory "d" (opaque) with one holding only "z".
+    RETURN_IF_ERROR(fs::mkdirAll(fs::join(dir, "d")));
+    if (::setxattr(fs::join(dir, "d").c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
+      return lastErrnoError("setxattr opaque");
+    }
+    return writeText(fs::join(dir, "d/z"), "z3");
+  }).ok());
+  ASSERT_TRUE(snap_->prepareActive("ctr", D('c')).ok());
+  ASSERT_TRUE(snap_->prepareView("view", D('c')).ok());
+  auto all = snap_->list();
+  ASSERT_TRUE(all.ok());
+  int64_t upper_id = 0;
+  for (const auto& info : *all) {
+    if (info.key == "ctr") upper_id = info.id;
+  }
+  const std::string merged = target("merged");
+  const std::string ro = target("ro");
+  inPrivateMountNamespace([&] {
+    Status st = snap_->mount("ctr", merged);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_THAT(mountInfoLine(merged), HasSubstr(" - overlay overlay "));
+    EXPECT_FALSE(fs::exists(fs::join(merged, "a")));
+    EXPECT_EQ(readText(fs::join(merged, "b")), "b1");
+    EXPECT_EQ(readText(fs::join(merged, "c")), "c2");
+    EXPECT_EQ(readText(fs::join(merged, "keep")), "k1");
+    EXPECT_EQ(readText(fs::join(merged, "d/z")), "z3");
+    EXPECT_FALSE(fs::exists(fs::join(merged, "d/x")));
+    EXPECT_FALSE(fs::exists(fs::join(merged, "d/y")));
+    // Writes go to the upper directory; deletions become whiteouts there.
+    ASSERT_TRUE(writeText(fs::join(merged, "new"), "n").ok());
+    ASSERT_EQ(::unlink(fs::join(merged, "b").c_str()), 0);
+    EXPECT_EQ(readText(idPath(upper_id, "fs/new")), "n");
+    EXPECT_TRUE(isCharDevice00(idPath(upper_id, "fs/b")));
+    EXPECT_FALSE(fs::exists(idPath(upper_id, "fs/keep")));
+    auto l1 = snap_->committed(D('a'));
+    ASSERT_TRUE(l1.ok());
+    EXPECT_EQ(readText(fs::join(l1->path, "b")), "b1");  // lower layers untouched
+
+    // The view: same files, read-only.
+    st = snap_->mount("view", ro);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_EQ(readText(fs::join(ro, "b")), "b1");
+    EXPECT_EQ(readText(fs::join(ro, "d/z")), "z3");
+    EXPECT_FALSE(fs::exists(fs::join(ro, "a")));
+    int fd = ::open(fs::join(ro, "other").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    EXPECT_LT(fd, 0);
+    EXPECT_EQ(errno, EROFS);
+    if (fd >= 0) ::close(fd);
+    EXPECT_EQ(::umount2(merged.c_str(), MNT_DETACH), 0);
+    EXPECT_EQ(::umount2(ro.c_str(), MNT_DETACH), 0);
+  });
+  EXPECT_EQ(mountInfoLine(merged), "");  // nothing leaked into our namespace
+}
+
+TEST_F(SnapshotterPrivileged, BindMountsForSingleLayerViewsAndEmptyActives) {
+  layer(D('1'), "", {{"only", "1"}});
+  ASSERT_TRUE(snap_->prepareView("view", D('1')).ok());
+  ASSERT_TRUE(snap_->prepareActive("scratch", "").ok());
+  const std::string v = target("v");
+  const std::string s = target("s");
+  inPrivateMountNamespace([&] {
+    Status st = snap_->mount("view", v);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_EQ(readText(fs::join(v, "only")), "1");
+    EXPECT_NE(writeText(fs::join(v, "x"), "y").ok(), true);
+    EXPECT_THAT(mountInfoLine(v), HasSubstr(" ro"));
+    st = snap_->mount("scratch", s);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_TRUE(writeText(fs::join(s, "x"), "y").ok());
+    EXPECT_EQ(::umount2(v.c_str(), MNT_DETACH), 0);
+    EXPECT_EQ(::umount2(s.c_str(), MNT_DETACH), 0);
+  });
+  auto used = snap_->usage("scratch");
+  ASSERT_TRUE(used.ok());
+  EXPECT_EQ(used->inodes, 4);  // <id>, fs, work, x
+}
+
+TEST_F(SnapshotterPrivileged, ShortChainUsesMountSyscallWithAbsolutePaths) {
+  SnapshotInfo l1 = layer(D('1'), "", {{"one", "1"}});
+  SnapshotInfo l2 = layer(D('2'), D('1'), {{"two", "2"}});
+  ASSERT_TRUE(snap_->prepareActive("ctr", D('2')).ok());
+  const std::string t = target("rootfs");
+  inPrivateMountNamespace([&] {
+    Status st = snap_->mount("ctr", t);
+    ASSERT_TRUE(st.ok()) << st;
+    EXPECT_THAT(mountInfoLine(t), HasSubstr(strCat("lowerdir=", l2.path, ":", l1.path)));
+    EXPECT_EQ(readText(fs::join(t, "one")), "1");
+    EXPECT_EQ(readText(fs::join(t, "two")), "2");
+    EXPECT_EQ(::umount2(t.c_str(), MNT_DETACH), 0);
+  });
+}
+
+TEST_F(SnapshotterPrivileged, LongChainMountsWithLowerdirPlusAndWithRelativePaths) {
+  constexpr int kLayers = 200;
+  inPrivateMountNamespace([&] {
+    // A tmpfs keeps 200 commits (syncfs, fsync) fast; it lives in this namespace only.
+    const std::string base = target("long");
+    ASSERT_EQ(::mount("tmpfs", base.c_str(), "tmpfs", 0, "mode=0700"), 0) << strerror(errno);
+    auto db = Database::open(fs::join(base, "berth.db"));
+    ASSERT_TRUE(db.ok()) << db.status();
+    auto snap = Snapshotter::open(fs::join(base, "a-rather-long-snapshotter-root"), db->get());
+    ASSERT_TRUE(snap.ok()) << snap.status();
+    std::string parent;
+    for (int i = 0; i < kLayers; ++i) {
+      std::string chain = chainId(parent, sha256Digest(std::to_string(i)));
+      auto info = (*snap)->prepareLayer(chain, parent, "long", fillWith({{strCat("f", i), "x"}}));
+      ASSERT_TRUE(info.ok()) << info.status();
+      parent = chain;
+    }
+    ASSERT_TRUE((*snap)->prepareActive("plus", parent).ok());
+    ASSERT_TRUE((*snap)->prepareActive("fallback", parent).ok());
+    auto specs = (*snap)->mounts("plus");
+    ASSERT_TRUE(specs.ok());
+    ASSERT_GT((*specs)[0].options[0].size(), 4096u);  // would overflow mount(2)
+
+    auto check = [&](const std::string& dir) {
+      int seen = 0;
+      for (int i = 0; i < kLayers; ++i) seen += fs::exists(fs::join(dir, strCat("f", i))) ? 1 : 0;
+      EXPECT_EQ(seen, kLayers);
+      EXPECT_TRUE(writeText(fs::join(dir, "written"), "w").ok());
+    };
+    const std::string t1 = fs::join(base, "t1");
+    const std::string t2 = fs::join(base, "t2");
+    ASSERT_TRUE(fs::mkdirAll(t1).ok());
+    ASSERT_TRUE(fs::mkdirAll(t2).ok());
+    Status st = (*snap)->mount("plus", t1);
+    ASSERT_TRUE(st.ok()) << st;
+    check(t1);
+    // One "lowerdir+" per layer, top-most first, absolute.
+    const std::string info1 = mountInfoLine(t1);
+    const std::string lower_root = fs::join(base, "a-rather-long-snapshotter-root");
+    EXPECT_NE(info1.find(" - overlay overlay "), std::string::npos) << info1.substr(0, 200);
+    EXPECT_NE(info1.find(strCat("lowerdir+=", lower_root, "/", kLayers, "/fs,lowerdir+=",
+                                lower_root, "/", kLayers - 1, "/fs,")),
+              std::string::npos)
+        << info1.substr(0, 300);
+
+    char cwd_before[4096];
+    ASSERT_NE(::getcwd(cwd_before, sizeof(cwd_before)), nullptr);
+    ::setenv("BERTH_SNAPSHOTTER_NO_LOWERDIR_PLUS", "1", 1);
+    st = (*snap)->mount("fallback", t2);
+    ::unsetenv("BERTH_SNAPSHOTTER_NO_LOWERDIR_PLUS");
+    ASSERT_TRUE(st.ok()) << st;
+    char cwd_after[4096];
+    ASSERT_NE(::getcwd(cwd_after, sizeof(cwd_after)), nullptr);
+    EXPECT_STREQ(cwd_after, cwd_before);  // the helper thread's chdir stayed its own
+    check(t2);
+    const std::string info2 = mountInfoLine(t2);
+    EXPECT_NE(info2.find(strCat("lowerdir=", kLayers, "/fs:", kLayers - 1, "/fs:")),
+              std::string::npos)
+        << info2.substr(0, 300);
+    EXPECT_EQ(::umount2(t1.c_str(), MNT_DETACH), 0);
+    EXPECT_EQ(::umount2(t2.c_str(), MNT_DETACH), 0);
+    snap->reset();
+    db->reset();
+    EXPECT_EQ(::umount2(base.c_str(), MNT_DETACH), 0);
+  });
 }
 
 }  // namespace
