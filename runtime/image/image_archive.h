@@ -50,7 +50,14 @@ struct ImportedImage {
 // Detects the format of `path` (a directory with oci-layout, or a tar holding
 // either oci-layout or manifest.json; gzip-compressed tars are accepted) and imports
 // it into `store`. Every referenced blob reachable from the named descriptors is
-// checked (present, size, digest); unreferenced blobs in a layout are ignored.
+// checked (present, size, digest); only the platform manifests of an index may be
+// absent (a partial export, as `ctr export --platform` writes), as long as one is
+// present. Unreferenced blobs of a layout directory are ignored; a tar is read in one
+// pass, so every valid blobs/sha256/<hex> member is stored (garbage collection removes
+// the unreferenced ones). When a tar holds both an OCI layout and manifest.json
+// (Docker 25+ docker save), the OCI layout is used. Member names are never used as
+// paths: absolute and ".." names are skipped, and a manifest.json path escaping the
+// archive is InvalidArgument.
 // Errors: InvalidArgument naming the archive for an unknown format or malformed
 // index.json/manifest.json (with the field), DataLoss for a blob whose content does
 // not match its digest, NotFound for a missing blob (naming it), I/O errors.
@@ -67,7 +74,14 @@ struct ExportItem {
 // Writes `items` from `store` to `path` in `format`. An OCI layout goes to a
 // directory when `path` does not end in ".tar", else to a tar; a docker save archive
 // is always a tar. The output is written to a temporary name and renamed, so a
-// failure leaves nothing at `path`. Errors: NotFound for a blob missing from the
+// failure leaves nothing at `path`. An OCI layout holds every blob reachable from the
+// items (platform manifests of an index that are not in the store are left out, as
+// `ctr export --platform` does). A docker save archive resolves an index to
+// linux/amd64 (selectPlatform(defaultPlatform())), writes the config as "<hex>.json"
+// and each layer decompressed as "<diff id hex>/layer.tar" (checked against the
+// config's rootfs.diff_ids: DataLoss on a mismatch), lists the names as familiar
+// RepoTags ("busybox:1.36"; digest-only names get no tag) and adds `repositories`.
+// Errors: NotFound for a blob missing from the
 // store (name the image), AlreadyExists when `path` exists, I/O errors.
 Status exportArchive(const std::vector<ExportItem>& items, ContentStore& store,
                      const std::string& path, ArchiveFormat format);
