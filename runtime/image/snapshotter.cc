@@ -35,7 +35,6 @@
 // committed snapshots and walks active and view snapshots.
 #include "runtime/image/snapshotter.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -98,7 +97,7 @@ const std::vector<std::string> kSchema = {
 
 constexpr const char* kSelectInfo =
     "SELECT s.id, s.kind, s.chain_id, s.key, s.created_ns, s.size_bytes, s.inodes,"
-    " p.chain_id, s.parent_id FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id";
+    " p.chain_id FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id";
 
 const char* kindName(SnapshotKind kind) {
   switch (kind) {
@@ -130,7 +129,7 @@ bool isIdName(const std::string& name) {
 }
 
 // A row of the snapshots table as kSelectInfo reads it.
-SnapshotInfo readInfo(const Statement& stmt, const std::string& root, int64_t* parent_id) {
+SnapshotInfo readInfo(const Statement& stmt, const std::string& root) {
   SnapshotInfo info;
   info.id = stmt.columnInt(0);
   info.kind = parseKind(stmt.columnText(1));
@@ -143,7 +142,6 @@ SnapshotInfo readInfo(const Statement& stmt, const std::string& root, int64_t* p
   info.inodes = stmt.columnInt(6);
   info.parent_chain_id = stmt.columnText(7);
   info.path = fs::join(fs::join(root, std::to_string(info.id)), "fs");
-  if (parent_id != nullptr) *parent_id = stmt.columnInt(8);
   return info;
 }
 
@@ -379,7 +377,7 @@ StatusOr<std::optional<SnapshotInfo>> Snapshotter::Impl::findLocked(
   stmt.bind(1, value);
   ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return std::optional<SnapshotInfo>();
-  return std::optional<SnapshotInfo>(readInfo(stmt, root_, nullptr));
+  return std::optional<SnapshotInfo>(readInfo(stmt, root_));
 }
 
 Status Snapshotter::Impl::clearStaleIdDir(int64_t id) const {
@@ -710,7 +708,7 @@ StatusOr<std::vector<SnapshotInfo>> Snapshotter::Impl::list() const {
   for (;;) {
     ASSIGN_OR_RETURN(bool row, stmt.step());
     if (!row) break;
-    out.push_back(readInfo(stmt, root_, nullptr));
+    out.push_back(readInfo(stmt, root_));
   }
   return out;
 }
