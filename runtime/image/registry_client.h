@@ -16,7 +16,8 @@
 // certs.d/<host[:port]>/ (ca.crt -> extra CA, client.cert + client.key -> client
 // certificate), see registries_conf.h certsFor(). An endpoint marked insecure
 // (registries.conf `insecure = true`) is tried over HTTPS without certificate
-// verification first and over plain HTTP when the TLS handshake fails.
+// verification first and over plain HTTP when the TLS handshake fails (remembered per
+// host); an endpoint marked plain_http goes to plain HTTP at once.
 //
 // Errors name the registry, the repository and the object, and map HTTP status codes
 // to status codes: 401 -> Unauthenticated ("check the credentials"), 403 ->
@@ -61,6 +62,10 @@ struct Credentials {
 struct RegistryEndpoint {
   std::string host;       // "registry-1.docker.io", "127.0.0.1:5000", "[::1]:5000"
   bool insecure = false;  // allow plain HTTP and unverified TLS
+  // The registry is known to serve plain HTTP only (a containerd hosts.toml "http://"
+  // server, a loopback test registry): requests go to http:// at once, with no HTTPS
+  // attempt first. Credentials are then sent in the clear.
+  bool plain_http = false;
 };
 
 struct RegistryClientOptions {
