@@ -5,10 +5,12 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/sha256.h"
 #include "tests/fixtures/fake_registry.h"
@@ -715,6 +717,31 @@ TEST_F(RegistryClientTest, RedirectToAnotherHostDropsAuthorization) {
   ASSERT_THAT(at_storage, SizeIs(1));
   EXPECT_EQ(at_storage[0].header("host"), strCat("localhost:", storage->port()));
   EXPECT_EQ(at_storage[0].header("authorization"), "");
+}
+
+TEST_F(RegistryClientTest, ConcurrentFetchesShareOneClient) {
+  FakeRegistryOptions options;
+  options.auth = FakeAuthMode::kBearer;
+  auto registry = startRegistry(options);
+  std::string digest = addImage(*registry);
+  auto client = makeClient();
+  Credentials creds;
+  creds.username = "user";
+  creds.password = "secret";
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      auto m = client->fetchManifest(plainEndpoint(*registry), kRepo, "1.36", creds);
+      std::string got;
+      Status s = fetchLayer(*client, plainEndpoint(*registry), creds, &got);
+      if (m.ok() && m->digest == digest && s.ok() && got == layer_) ++good;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(good.load(), 8);
+  EXPECT_GE(registry->tokenRequests(), 1);
+  EXPECT_LE(registry->tokenRequests(), 8);
 }
 
 // ---- TLS ----
