@@ -103,8 +103,8 @@ struct TestPki {
 };
 
 const TestPki& pki() {
-  static TestPki* instance = new TestPki();
-  return *instance;
+  static TestPki instance;  // removed at exit
+  return instance;
 }
 
 class RegistryClientTest : public ::testing::Test {
