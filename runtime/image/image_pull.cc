@@ -129,7 +129,8 @@ StatusOr<ImageRecord> ImageService::Impl::registerImage(const Registration& reg,
   std::string manifest_digest = reg.top_digest;
   std::string manifest_media_type = reg.top_media_type;
   if (auto* index = std::get_if<Index>(&doc)) {
-    ASSIGN_OR_RETURN(Descriptor chosen, selectPlatform(*index, options.platform, d));
+    ASSIGN_OR_RETURN(Descriptor chosen,
+                     selectPlatform(*index, options.platform, reg.image_name));
     std::string what = strCat(d, ": manifest ", chosen.digest, " for ",
                               chosen.platform ? chosen.platform->string() : "");
     ASSIGN_OR_RETURN(std::string bytes, load(chosen, what));
@@ -183,7 +184,7 @@ StatusOr<ImageRecord> ImageService::Impl::registerImage(const Registration& reg,
     ASSIGN_OR_RETURN(std::string layer_path,
                      withContext(content->path(manifest.layers[i].digest), layer_whats[i]));
     UnpackOptions unpack;
-    unpack.display_name = layer_whats[i];
+    unpack.display_name = manifest.layers[i].digest;  // prepareLayer prefixes the rest
     unpack.expected_diff_id = config.diffIds[i];
     auto snap = snapshotter->prepareLayer(
         chains[i], i == 0 ? "" : chains[i - 1], layer_whats[i],
@@ -191,7 +192,7 @@ StatusOr<ImageRecord> ImageService::Impl::registerImage(const Registration& reg,
           return unpackLayer(layer_path, dir, unpack).status();
         });
     if (!snap.ok()) {
-      failure = withContext(snap.status(), layer_whats[i]);
+      failure = snap.status();
       break;
     }
   }
@@ -287,6 +288,7 @@ StatusOr<ImageRecord> ImageService::Impl::pullFrom(const PullSource& source,
                                                               credentials));
   Registration reg;
   reg.display = strCat("pull image \"", wanted.string(), "\"");
+  reg.image_name = wanted.string();
   if (source.mirror) reg.display += strCat(" from mirror ", source.registry);
   if (wanted.digest.empty()) reg.repo_tags.push_back(strCat(wanted.fullName(), ":", wanted.tag));
   reg.repo_digests.push_back(strCat(wanted.fullName(), "@", top.digest));
@@ -332,8 +334,7 @@ StatusOr<ImageRecord> ImageService::pull(const std::string& reference,
     last = result.status();
     failures.push_back(strCat(source.mirror ? "mirror " : "", source.registry, ": ",
                               std::string(last.message())));
-    log::get("image")->warn("{}: {} failed: {}", display, source.registry,
-                            std::string(last.message()));
+    log::get("image")->warn("{} (endpoint {})", std::string(last.message()), source.registry);
   }
   if (failures.size() == 1) {
     std::string message(last.message());

@@ -171,8 +171,8 @@ StatusOr<std::vector<ImageRecord>> ImageService::importArchive(const std::string
   };
   for (const ImportedImage& image : imported) {
     Registration reg;
-    reg.display = strCat(what, ": image ",
-                         image.name.empty() ? image.target.digest : "\"" + image.name + "\"");
+    reg.image_name = image.name.empty() ? image.target.digest : image.name;
+    reg.display = strCat(what, ": image \"", reg.image_name, "\"");
     if (!image.name.empty()) {
       ASSIGN_OR_RETURN(Reference ref, withContext(parseReference(image.name), reg.display));
       if (!ref.tag.empty() && ref.digest.empty()) {

@@ -43,7 +43,8 @@ using ManifestLoader =
 
 // What one registration (pull or import) produces before the record is written.
 struct Registration {
-  std::string display;                    // "image \"docker.io/library/busybox:1.36\""
+  std::string display;                    // "pull image \"docker.io/library/busybox:1.36\""
+  std::string image_name;                 // "docker.io/library/busybox:1.36" or a digest
   std::vector<std::string> repo_tags;
   std::vector<std::string> repo_digests;
   // The top-level document (index or manifest) as fetched/imported.

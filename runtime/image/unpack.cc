@@ -529,9 +529,9 @@ StatusOr<UnpackResult> unpackInto(int fd, const std::string& tmp, const std::str
   result.diff_id = stream.digest();
   result.uncompressed_size = stream.total();
   if (options.expected_diff_id && *options.expected_diff_id != result.diff_id) {
-    return failedPrecondition("diffID mismatch: the uncompressed layer has ", result.diff_id,
-                              " but ", *options.expected_diff_id,
-                              " was expected; the blob is corrupt or not this layer");
+    return absl::DataLossError(strCat("diffID mismatch: the uncompressed layer has ",
+                                      result.diff_id, " but ", *options.expected_diff_id,
+                                      " was expected; the blob is corrupt or not this layer"));
   }
   if (!writer.rootEntrySeen() && ::fchmod(root.get(), 0755) != 0) {
     return lastErrnoError("chmod layer root");

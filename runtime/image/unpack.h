@@ -53,7 +53,7 @@ struct UnpackOptions {
   // layer 2/3". Defaults to the layer path (or "fd N").
   std::string display_name;
   // When set ("sha256:<hex>"), the computed diffID must equal it, else the unpack
-  // fails with FailedPrecondition and leaves no target.
+  // fails with DataLoss and leaves no target.
   std::optional<std::string> expected_diff_id;
   // chown entries to their uid/gid from the tar (+ id_shift). Needs root unless every
   // owner is the caller. When false, entries belong to the caller.
@@ -76,8 +76,8 @@ struct UnpackResult {
 // entry path when one is involved):
 //   InvalidArgument — corrupt/truncated stream, unsupported compression or format,
 //     an entry path leaving the layer root, a hard link to a missing target;
-//   FailedPrecondition — diffID mismatch, an entry placed through a symlink or a
-//     non-directory, a hard link to a symlink leaving the layer, target not empty;
+//   DataLoss — diffID mismatch (the content is not the layer the config names);
+//   FailedPrecondition — an entry placed through a symlink or a non-directory, a hard link to a symlink leaving the layer, target not empty;
 //   PermissionDenied — whiteouts, device nodes or ownership without root;
 //   errno-derived codes for filesystem failures (ENOSPC → ResourceExhausted).
 // On any error nothing is left at target_dir (nor in its temporary sibling).

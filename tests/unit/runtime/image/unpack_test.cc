@@ -380,7 +380,7 @@ TEST_F(UnpackTest, DiffIdMismatchFailsAndLeavesNoTarget) {
   options_.expected_diff_id = "sha256:" + sha256Hex("something else");
   auto result = unpack({file("f", "data")}, Compression::kGzip);
   expectCleanFailure(result, "");
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("diffID mismatch"));
 
   options_.expected_diff_id = "md5:abc";
