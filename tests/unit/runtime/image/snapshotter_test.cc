@@ -1,4 +1,5 @@
 #include "runtime/image/snapshotter.h"
+#include "tests/fixtures/mount_namespace.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -552,22 +553,7 @@ TEST_F(SnapshotterTest, GarbageCollectKeepsAncestorsOfKeptAndActive) {
 namespace berth::image {
 namespace {
 
-// Runs `body` on a thread that has its own mount namespace, with every mount private,
-// so nothing it mounts reaches the host (the namespace ends with the thread).
-void inPrivateMountNamespace(const std::function<void()>& body) {
-  std::thread t([&] {
-    if (::unshare(CLONE_NEWNS) != 0) {
-      ADD_FAILURE() << "unshare(CLONE_NEWNS): " << strerror(errno);
-      return;
-    }
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-      ADD_FAILURE() << "make / rprivate: " << strerror(errno);
-      return;
-    }
-    body();
-  });
-  t.join();
-}
+using ::berth::testing::inPrivateMountNamespace;
 
 // The mountinfo line of the mount on `target` in the calling thread's namespace.
 std::string mountInfoLine(const std::string& target) {
