@@ -28,7 +28,7 @@ PACKAGES="
   busybox-static runc crun
   iproute2 util-linux procps kmod
   qemu-system-x86 xz-utils
-  docker-registry apache2-utils containerd
+  docker-registry apache2-utils containerd containernetworking-plugins
 "
 
 missing=""
