@@ -1,0 +1,119 @@
+#include "daemon/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include "common/fs.h"
+
+namespace berth::daemon {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/berth-config-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { (void)fs::removeAll(dir_); }
+
+  std::string write(const std::string& name, const std::string& text) {
+    std::string path = dir_ + "/" + name;
+    EXPECT_TRUE(fs::writeFileAtomic(path, text).ok());
+    return path;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(ConfigTest, DefaultsFinalizeListenUnderState) {
+  Config c;
+  ASSERT_TRUE(finalize(c).ok());
+  EXPECT_EQ(c.root, "/var/lib/berth");
+  EXPECT_EQ(c.listen, "/run/berth/berth.sock");
+  EXPECT_THAT(c.cni_bin_dirs, ElementsAre("/opt/cni/bin"));
+  EXPECT_EQ(c.cgroup_driver, CgroupDriver::kCgroupfs);
+}
+
+TEST_F(ConfigTest, TomlKeysApplyWithDashesOrUnderscores) {
+  std::string path = write("berth.toml",
+                           "root = \"/srv/berth\"\n"
+                           "state = \"/run/berth-2\"\n"
+                           "cni_bin_dir = [\"/opt/cni/bin\", \"/usr/lib/cni\"]\n"
+                           "cgroup-driver = \"systemd\"\n"
+                           "log_level = \"debug\"\n");
+  Config c;
+  ASSERT_TRUE(applyConfigFile(path, {}, c).ok());
+  ASSERT_TRUE(finalize(c).ok());
+  EXPECT_EQ(c.root, "/srv/berth");
+  EXPECT_EQ(c.listen, "/run/berth-2/berth.sock");
+  EXPECT_THAT(c.cni_bin_dirs, ElementsAre("/opt/cni/bin", "/usr/lib/cni"));
+  EXPECT_EQ(c.cgroup_driver, CgroupDriver::kSystemd);
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.config_file, path);
+}
+
+TEST_F(ConfigTest, YamlWorksAndFlagsWin) {
+  std::string path = write("berth.yaml",
+                           "root: /srv/berth\n"
+                           "listen: /tmp/x.sock\n"
+                           "cni-bin-dir: /usr/lib/cni\n");
+  Config c;
+  c.root = "/from/flag";
+  ASSERT_TRUE(applyConfigFile(path, {"root"}, c).ok());
+  EXPECT_EQ(c.root, "/from/flag");
+  EXPECT_EQ(c.listen, "/tmp/x.sock");
+  EXPECT_THAT(c.cni_bin_dirs, ElementsAre("/usr/lib/cni"));
+}
+
+TEST_F(ConfigTest, UnknownKeyIsNamedWithTheAcceptedOnes) {
+  std::string path = write("berth.toml", "roots = \"/x\"\n");
+  Config c;
+  Status st = applyConfigFile(path, {}, c);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("unknown key \"roots\""));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("cni-conf-dir"));
+}
+
+TEST_F(ConfigTest, SyntaxErrorsCarryTheLine) {
+  std::string toml = write("bad.toml", "root = \"/x\"\nstate = \n");
+  Config c;
+  Status st = applyConfigFile(toml, {}, c);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("bad.toml:2"));
+  std::string yaml = write("bad.yaml", "root: /x\n  state: [\n");
+  st = applyConfigFile(yaml, {}, c);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("bad.yaml:"));
+}
+
+TEST_F(ConfigTest, BadValuesAreRefused) {
+  Config c;
+  EXPECT_EQ(applyConfigFile(write("a.toml", "cgroup-driver = \"cgroupv1\"\n"), {}, c).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(applyConfigFile(write("b.toml", "root = [\"/a\"]\n"), {}, c).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(applyConfigFile(write("c.toml", "root = 3\n"), {}, c).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(applyConfigFile(write("d.json", "{}"), {}, c).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(applyConfigFile(dir_ + "/missing.toml", {}, c).code(), absl::StatusCode::kNotFound);
+
+  Config relative;
+  relative.root = "var/lib/berth";
+  Status st = finalize(relative);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("root \"var/lib/berth\" must be an absolute"));
+  Config level;
+  level.log_level = "loud";
+  EXPECT_EQ(finalize(level).code(), absl::StatusCode::kInvalidArgument);
+  Config same;
+  same.state = same.root;
+  EXPECT_EQ(finalize(same).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace berth::daemon
