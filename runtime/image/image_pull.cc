@@ -186,6 +186,7 @@ StatusOr<ImageRecord> ImageService::Impl::registerImage(const Registration& reg,
     UnpackOptions unpack;
     unpack.display_name = manifest.layers[i].digest;  // prepareLayer prefixes the rest
     unpack.expected_diff_id = config.diffIds[i];
+    unpack.sync = false;  // prepareLayer syncs the snapshot before committing it
     auto snap = snapshotter->prepareLayer(
         chains[i], i == 0 ? "" : chains[i - 1], layer_whats[i],
         [&](const std::string& dir) -> Status {

@@ -537,7 +537,7 @@ StatusOr<UnpackResult> unpackInto(int fd, const std::string& tmp, const std::str
     return lastErrnoError("chmod layer root");
   }
   RETURN_IF_ERROR(writer.finish());
-  if (::syncfs(root.get()) != 0) return lastErrnoError("sync layer");
+  if (options.sync && ::syncfs(root.get()) != 0) return lastErrnoError("sync layer");
   if (::rename(tmp.c_str(), target.c_str()) != 0) {
     int err = errno;
     if (err == ENOTEMPTY || err == EEXIST) {

@@ -59,6 +59,10 @@ struct UnpackOptions {
   // owner is the caller. When false, entries belong to the caller.
   bool apply_ownership = true;
   std::optional<IdShift> id_shift;
+  // syncfs(2) the layer before renaming it into place, so the target is on disk once
+  // visible. Callers that sync the result themselves before publishing it (the
+  // snapshotter commits with its own sync) set false to avoid syncing twice.
+  bool sync = true;
 };
 
 struct UnpackResult {

@@ -1,0 +1,193 @@
+// berthd: the node daemon. This stage serves CRI v1 over gRPC on a unix socket: the
+// ImageService in full and the runtime-wide RuntimeService calls (Version, Status,
+// RuntimeConfig); pods and containers follow with berth-shim (issue 6).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+
+#include "CLI/CLI.hpp"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/sqlite.h"
+#include "common/unique_fd.h"
+#include "cri/image_service.h"
+#include "cri/runtime_service.h"
+#include "daemon/config.h"
+
+namespace berth::daemon {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+
+// Holds <state>/berthd.lock for the daemon's life, so a second berthd on the same
+// state dir refuses to start instead of corrupting it.
+StatusOr<UniqueFd> lockStateDir(const std::string& state) {
+  std::string path = fs::join(state, "berthd.lock");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return lastErrnoError(strCat("open \"", path, "\""));
+  UniqueFd owned(fd);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return failedPrecondition("another berthd is running with state dir \"", state,
+                                "\"; stop it or give this one its own --state, --root and --listen");
+    }
+    return lastErrnoError(strCat("lock \"", path, "\""));
+  }
+  return owned;
+}
+
+// OK when the CNI config dir holds a network config. (The CNI runtime replaces this
+// with the result of loading and STATUS-checking the conflist.)
+Status networkConfigPresent(const std::string& dir) {
+  auto names = fs::listDir(dir);
+  if (names.ok()) {
+    for (const std::string& n : *names) {
+      auto ends = [&](const char* s) {
+        std::string suffix = s;
+        return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
+      };
+      if (ends(".conflist") || ends(".conf") || ends(".json")) return absl::OkStatus();
+    }
+  }
+  return failedPrecondition("no network config found in ", dir);
+}
+
+std::string siblingRuntime(const char* argv0) {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return "berth-runtime";
+  self[n] = '\0';
+  std::string dir(self);
+  dir = dir.substr(0, dir.rfind('/'));
+  (void)argv0;
+  return fs::join(dir, "berth-runtime");
+}
+
+int fail(const Status& st) {
+  std::fprintf(stderr, "berthd: %s\n", std::string(st.message()).c_str());
+  return 1;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"berthd: the berth node daemon (CRI v1 runtime and image service)"};
+  Config config;
+  std::string config_file;
+  std::string driver = "cgroupfs";
+  app.set_version_flag("--version", kVersion);
+  app.add_option("--config", config_file, "config file (TOML or YAML) with the same keys");
+  app.add_option("--root", config.root, "persistent state")->capture_default_str();
+  app.add_option("--state", config.state, "runtime state")->capture_default_str();
+  app.add_option("--listen", config.listen, "CRI socket (default <state>/berth.sock)");
+  app.add_option("--cni-conf-dir", config.cni_conf_dir, "CNI network configs")
+      ->capture_default_str();
+  app.add_option("--cni-bin-dir", config.cni_bin_dirs, "CNI plugin dirs (repeatable)")
+      ->capture_default_str();
+  app.add_option("--cgroup-driver", driver, "cgroupfs or systemd")->capture_default_str();
+  app.add_option("--log-level", config.log_level, "debug, info, warn, error")
+      ->capture_default_str();
+  app.add_option("--registries-conf", config.registries_conf,
+                 "containers-registries.conf(5) file");
+  app.add_option("--registry-certs-dir", config.registry_certs_dir, "per-registry TLS files")
+      ->capture_default_str();
+  app.add_option("--runtime", config.runtime, "OCI runtime of the default handler");
+  CLI11_PARSE(app, argc, argv);
+
+  std::vector<std::string> set_by_flags;
+  for (const char* name : {"root", "state", "listen", "cni-conf-dir", "cni-bin-dir",
+                           "cgroup-driver", "log-level", "registries-conf", "registry-certs-dir",
+                           "runtime"}) {
+    if (app.count(std::string("--") + name) > 0) set_by_flags.emplace_back(name);
+  }
+  if (app.count("--cgroup-driver") > 0) {
+    auto d = parseCgroupDriver(driver);
+    if (!d.ok()) return fail(d.status());
+    config.cgroup_driver = *d;
+  }
+  if (!config_file.empty()) {
+    Status st = applyConfigFile(config_file, set_by_flags, config);
+    if (!st.ok()) return fail(st);
+  }
+  if (Status st = finalize(config); !st.ok()) return fail(st);
+  if (config.runtime.empty()) config.runtime = siblingRuntime(argv[0]);
+
+  log::Options log_options;
+  log_options.level = *log::parseLevel(config.log_level);
+  if (Status st = log::init(log_options); !st.ok()) return fail(st);
+  auto logger = log::get("berthd");
+
+  for (const std::string& dir : {config.root, config.state}) {
+    if (Status st = fs::mkdirAll(dir, 0711); !st.ok()) return fail(st);
+  }
+  auto lock = lockStateDir(config.state);
+  if (!lock.ok()) return fail(lock.status());
+
+  // Signals are taken synchronously by the main thread; block them before gRPC starts
+  // its threads so they inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto db = Database::open(fs::join(config.root, "berth.db"));
+  if (!db.ok()) return fail(db.status());
+  image::ImageServiceOptions image_options;
+  image_options.root = config.root;
+  image_options.registries_conf = config.registries_conf;
+  image_options.certs_dir = config.registry_certs_dir;
+  auto images = image::ImageService::open(image_options, db->get());
+  if (!images.ok()) return fail(images.status());
+
+  cri::RuntimeInfo info;
+  info.runtime_version = kVersion;
+  info.systemd_cgroup_driver = config.cgroup_driver == CgroupDriver::kSystemd;
+  info.network_ready = [dir = config.cni_conf_dir] { return networkConfigPresent(dir); };
+  cri::CriRuntimeService runtime_service(info);
+  cri::CriImageService image_service(**images);
+
+  // A socket left by a berthd that died is removed; the state-dir lock says it is ours.
+  ::unlink(config.listen.c_str());
+  if (Status st = fs::mkdirAll(config.listen.substr(0, config.listen.rfind('/')), 0711);
+      !st.ok()) {
+    return fail(st);
+  }
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix://" + config.listen, grpc::InsecureServerCredentials());
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  builder.SetMaxSendMessageSize(16 << 20);
+  builder.RegisterService(&runtime_service);
+  builder.RegisterService(&image_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    return fail(internalError("serve CRI on \"", config.listen,
+                              "\" failed (see the gRPC log above); check the path is writable"));
+  }
+  if (::chmod(config.listen.c_str(), 0660) != 0) {
+    return fail(lastErrnoError(strCat("chmod 0660 \"", config.listen, "\"")));
+  }
+  logger->info("berthd {} serving CRI v1 on unix://{} (root {}, state {}, cgroup driver {})",
+               kVersion, config.listen, config.root, config.state,
+               cgroupDriverName(config.cgroup_driver));
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  logger->info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Wait();
+  ::unlink(config.listen.c_str());
+  return 0;
+}
+
+}  // namespace berth::daemon
+
+int main(int argc, char** argv) { return berth::daemon::run(argc, argv); }
