@@ -17,6 +17,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/sqlite.h"
+#include "cni/runtime.h"
 #include "common/unique_fd.h"
 #include "cri/image_service.h"
 #include "cri/runtime_service.h"
@@ -42,22 +43,6 @@ StatusOr<UniqueFd> lockStateDir(const std::string& state) {
     return lastErrnoError(strCat("lock \"", path, "\""));
   }
   return owned;
-}
-
-// OK when the CNI config dir holds a network config. (The CNI runtime replaces this
-// with the result of loading and STATUS-checking the conflist.)
-Status networkConfigPresent(const std::string& dir) {
-  auto names = fs::listDir(dir);
-  if (names.ok()) {
-    for (const std::string& n : *names) {
-      auto ends = [&](const char* s) {
-        std::string suffix = s;
-        return n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0;
-      };
-      if (ends(".conflist") || ends(".conf") || ends(".json")) return absl::OkStatus();
-    }
-  }
-  return failedPrecondition("no network config found in ", dir);
 }
 
 std::string siblingRuntime(const char* argv0) {
@@ -151,7 +136,17 @@ int run(int argc, char** argv) {
   cri::RuntimeInfo info;
   info.runtime_version = kVersion;
   info.systemd_cgroup_driver = config.cgroup_driver == CgroupDriver::kSystemd;
-  info.network_ready = [dir = config.cni_conf_dir] { return networkConfigPresent(dir); };
+  cni::CniOptions cni_options;
+  cni_options.conf_dir = config.cni_conf_dir;
+  cni_options.bin_dirs = config.cni_bin_dirs;
+  cni_options.cache_dir = fs::join(config.root, "cni");
+  auto network = cni::CniRuntime::create(cni_options);
+  if (!network.ok()) return fail(network.status());
+  info.network_ready = [net = network->get()]() -> Status {
+    cni::NetworkStatus st = net->status();
+    if (st.ready) return absl::OkStatus();
+    return failedPrecondition(st.message);
+  };
   cri::CriRuntimeService runtime_service(info);
   cri::CriImageService image_service(**images);
 
