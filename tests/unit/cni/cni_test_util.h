@@ -31,11 +31,11 @@ void writeFile(const std::string& path, const std::string& content, int mode = 0
 
 // Shell snippets for each command; empty means "exit 0 without output".
 struct FakeBehavior {
-  std::string add;
-  std::string del;
-  std::string check;
-  std::string status;
-  std::string gc;
+  std::string add = {};
+  std::string del = {};
+  std::string check = {};
+  std::string status = {};
+  std::string gc = {};
 };
 
 // Snippet printing `doc` on stdout and exiting 0.

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <thread>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -328,6 +330,32 @@ TEST_F(CniRuntimeTest, RejectsBadSpecs) {
   s.args.push_back({"BAD", "a;b"});
   EXPECT_THAT(rt_->setUp(s).status().message(), HasSubstr("CNI_ARGS entry \"BAD=a;b\" is invalid"));
   EXPECT_TRUE(calls().empty());
+}
+
+TEST_F(CniRuntimeTest, ConcurrentAttachmentsAreIndependent) {
+  constexpr int kPods = 8;
+  std::vector<Status> results(kPods);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPods; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = rt_->setUp(spec("pod" + std::to_string(i)));
+      results[i] = r.status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kPods; ++i) {
+    EXPECT_TRUE(results[i].ok()) << i << ": " << results[i];
+    EXPECT_TRUE(fs::exists(cacheFile("pod" + std::to_string(i)))) << i;
+  }
+  threads.clear();
+  for (int i = 0; i < kPods; ++i) {
+    threads.emplace_back([&, i] { results[i] = rt_->tearDown(spec("pod" + std::to_string(i))); });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kPods; ++i) {
+    EXPECT_TRUE(results[i].ok()) << i << ": " << results[i];
+    EXPECT_FALSE(fs::exists(cacheFile("pod" + std::to_string(i)))) << i;
+  }
 }
 
 TEST(CniRuntimeArgs, CapabilityArgsFollowConventions) {
