@@ -210,7 +210,8 @@ class ReferencePluginsPrivileged : public ::testing::Test {
   }
 
   // Writes the network config: bridge + host-local (+ portmap) (+ extra plugins).
-  void useConfig(bool with_portmap, const std::string& extra_plugin = "") {
+  void useConfig(bool with_portmap, const std::string& extra_plugin = "",
+                 const Json& extra_object = Json()) {
     Json bridge = {
         {"type", "bridge"}, {"bridge", kBridge}, {"isGateway", true}, {"ipMasq", false},
         {"hairpinMode", true},
@@ -221,6 +222,7 @@ class ReferencePluginsPrivileged : public ::testing::Test {
           {"dataDir", dir_.sub("ipam")}}}};
     Json plugins = Json::array({bridge});
     if (!extra_plugin.empty()) plugins.push_back({{"type", extra_plugin}});
+    if (!extra_object.is_null()) plugins.push_back(extra_object);
     if (with_portmap) {
       plugins.push_back({{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}});
     }
@@ -240,11 +242,13 @@ class ReferencePluginsPrivileged : public ::testing::Test {
   }
 
   // Creates the pod's netns and sets the network up; returns the result.
-  StatusOr<Result> startPod(const std::string& id, const std::vector<PortMapping>& ports = {}) {
+  StatusOr<Result> startPod(const std::string& id, const std::vector<PortMapping>& ports = {},
+                            std::optional<Bandwidth> bandwidth = std::nullopt) {
     RETURN_IF_ERROR(createNetns(netnsPath(id)));
     pods_.push_back(id);
     AttachmentSpec s = spec(id);
     s.port_mappings = ports;
+    s.bandwidth = bandwidth;
     return rt_->setUp(s);
   }
 
@@ -414,6 +418,47 @@ TEST_F(ReferencePluginsPrivileged, FailingSecondPluginRollsBackBridge) {
     for (const std::string& f : *leases) EXPECT_THAT(f, ::testing::Not(StartsWith(kSubnetPrefix)));
   }
   EXPECT_FALSE(fs::exists(dir_.sub("cache/results/berth-it-poda-eth0")));
+}
+
+TEST_F(ReferencePluginsPrivileged, BandwidthCapabilityReachesThePlugin) {
+  if (!fs::exists(strCat(kPluginDir, "/bandwidth"))) GTEST_SKIP() << "no bandwidth plugin";
+  if (!runShell("tc qdisc show").has_value()) GTEST_SKIP() << "tc (iproute2) unavailable";
+  useConfig(false, "", {{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}});
+  // 1 Mbit/s egress from the pod, shaped on the host side by an ifb device.
+  auto a = startPod("poda", {}, Bandwidth{0, 0, 1000000, 1000000});
+  ASSERT_TRUE(a.ok()) << a.status();
+  std::string host_veth = a->interfaces.at(1).name;
+  auto qdiscs = runShell("tc qdisc show");
+  ASSERT_TRUE(qdiscs.has_value());
+  EXPECT_THAT(*qdiscs, HasSubstr("tbf")) << *qdiscs;
+  auto ingress = runShell("tc qdisc show dev " + host_veth);
+  ASSERT_TRUE(ingress.has_value());
+  EXPECT_THAT(*ingress, HasSubstr("ingress")) << *ingress;
+  ASSERT_TRUE(rt_->tearDown(spec("poda")).ok());
+  qdiscs = runShell("tc qdisc show");
+  ASSERT_TRUE(qdiscs.has_value());
+  EXPECT_THAT(*qdiscs, ::testing::Not(HasSubstr("tbf"))) << *qdiscs;
+}
+
+TEST_F(ReferencePluginsPrivileged, SinglePluginConfWithLoopbackPlugin) {
+  if (!fs::exists(strCat(kPluginDir, "/loopback"))) GTEST_SKIP() << "no loopback plugin";
+  ::unlink(dir_.sub("net.d/10-berth-it.conflist").c_str());
+  testing::writeFile(dir_.sub("net.d/99-loopback.conf"),
+                     R"({"cniVersion":"1.0.0","name":"lo-only","type":"loopback"})");
+  auto a = startPod("poda");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_FALSE(a->interfaces.empty());
+  EXPECT_EQ(a->interfaces[0].name, "lo");
+  std::vector<std::string> lo_ips;
+  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&] {
+                lo_ips = ipv4Of("lo");
+                return Status();
+              }).ok());
+  EXPECT_EQ(lo_ips, std::vector<std::string>{"127.0.0.1"});
+  auto cached = readCache(dir_.sub("cache/results/lo-only-poda-eth0"));
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_THAT(cached->config, HasSubstr("\"plugins\""));  // wrapped into a list
+  EXPECT_TRUE(rt_->tearDown(spec("poda")).ok());
 }
 
 TEST_F(ReferencePluginsPrivileged, StatusReportsMissingPlugin) {
