@@ -10,6 +10,7 @@
 #include "cni/cache.h"
 #include "common/fs.h"
 #include "tests/unit/cni/cni_test_util.h"
+#include "tests/unit/cni/fake_pod_network.h"
 
 namespace berth::cni {
 namespace {
@@ -379,6 +380,22 @@ TEST(CniRuntimeArgs, BuildCniArgs) {
   EXPECT_EQ(*buildCniArgs({{"IgnoreUnknown", "0"}, {"A", "b=c"}}), "IgnoreUnknown=0;A=b=c");
   EXPECT_FALSE(buildCniArgs({{"A=", "b"}}).ok());
   EXPECT_FALSE(buildCniArgs({{"", "b"}}).ok());
+}
+
+TEST(FakePodNetwork, BehavesLikeTheRuntime) {
+  testing::FakePodNetwork net;
+  AttachmentSpec s;
+  s.container_id = "p1";
+  s.netns_path = "/run/ns/p1";
+  auto r = net.setUp(s);
+  ASSERT_TRUE(r.ok());
+  EXPECT_THAT(r->sandboxIps("eth0"), ElementsAre("10.99.0.2"));
+  EXPECT_TRUE(net.check(s).ok());
+  net.failNextDel(absl::UnavailableError("busy"));
+  EXPECT_FALSE(net.tearDown(s).ok());
+  EXPECT_TRUE(net.tearDown(s).ok());
+  EXPECT_EQ(net.check(s).code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(net.calls(), ElementsAre("ADD p1", "CHECK p1", "DEL p1", "DEL p1", "CHECK p1"));
 }
 
 TEST(CniCache, Base64RoundTrip) {
