@@ -1,0 +1,119 @@
+// berthd's side of the berth-shim protocol (protocol.h): starting a shim, calling it,
+// subscribing to its exit events, and reading the records it leaves on disk (which
+// stay valid after the shim is gone).
+//
+// Thread-safety: ShimClient is thread-safe (each call uses its own connection, so
+// calls from many threads run concurrently, and a slow stopContainer does not block
+// other calls). A Subscription is used by one thread at a time. startShim forks via
+// posix_spawn, which is safe in a multi-threaded process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "runtime/shim/protocol.h"
+
+namespace berth::shim {
+
+struct StartOptions {
+  std::string shim_binary;     // path of berth-shim
+  std::string pod_id;
+  std::string state_dir;       // per-pod shim state, e.g. /run/berth/shims/<pod-id>
+  std::string runtime;         // OCI runtime binary path
+  std::string runtime_root;    // the runtime's --root
+  std::string log_level = "info";
+  std::chrono::milliseconds timeout{10000};
+};
+
+struct ShimProcess {
+  pid_t pid = 0;
+  uint64_t start_time = 0;     // /proc/<pid>/stat field 22, pairs with pid
+  std::string socket;          // <state_dir>/shim.sock
+};
+
+// Starts a daemonized shim and waits until it serves its socket. Errors: the shim's
+// own message (e.g. AlreadyExists when one already serves the state dir), or
+// DeadlineExceeded after `timeout`.
+StatusOr<ShimProcess> startShim(const StartOptions& options);
+
+// The shim recorded in <state_dir>/shim.pid, if that process is still alive.
+// Errors: NotFound when there is no live shim for the state dir.
+StatusOr<ShimProcess> findShim(const std::string& state_dir);
+
+// The exit record the shim wrote for a container (<state_dir>/containers/<id>/exit.json).
+// Errors: NotFound when the container has not exited (or is unknown).
+StatusOr<ContainerState> readExitRecord(const std::string& state_dir, const std::string& id);
+
+// Events from a subscribed connection.
+struct ShimEvent {
+  std::string type;            // "exit" or "oom"
+  std::string container_id;
+  ContainerState state;
+};
+
+class Subscription {
+ public:
+  Subscription() = default;
+  Subscription(Subscription&&) = default;
+  Subscription& operator=(Subscription&&) = default;
+
+  // Waits up to `timeout` for the next event. Errors: DeadlineExceeded on timeout,
+  // Unavailable when the shim closed the connection (it exited).
+  StatusOr<ShimEvent> next(std::chrono::milliseconds timeout);
+  // The socket, for callers that poll many subscriptions (readable = call next()).
+  int fd() const { return fd_.get(); }
+
+ private:
+  friend class ShimClient;
+  UniqueFd fd_;
+  std::string buffer_;
+};
+
+class ShimClient {
+ public:
+  // A client for the shim listening at `socket_path`. No connection is made yet.
+  explicit ShimClient(std::string socket_path) : socket_path_(std::move(socket_path)) {}
+
+  // Sends one request and waits up to `timeout` for its reply. Errors: Unavailable
+  // when the shim cannot be reached or hangs up, DeadlineExceeded on timeout, else
+  // the shim's error with its code.
+  StatusOr<Json> call(const std::string& method, const Json& params,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+
+  // Typed wrappers (see protocol.h for semantics and errors).
+  StatusOr<SandboxNamespaces> createSandbox(const SandboxSpec& spec) const;
+  StatusOr<SandboxNamespaces> sandboxStatus() const;
+  Status removeSandbox(const std::string& ns_dir = "") const;
+  StatusOr<ContainerState> createContainer(const ContainerSpec& spec) const;
+  StatusOr<ContainerState> startContainer(const std::string& id) const;
+  StatusOr<ContainerState> state(const std::string& id) const;
+  StatusOr<std::vector<ContainerState>> listContainers() const;
+  Status kill(const std::string& id, int signal) const;
+  // Sends `stop_signal` (0 = SIGTERM), waits `timeout_s`, then SIGKILL; returns the
+  // final state once the container has exited.
+  StatusOr<ContainerState> stopContainer(const std::string& id, int64_t timeout_s,
+                                         int stop_signal = 0) const;
+  Status deleteContainer(const std::string& id, bool force = false) const;
+  Status reopenLog(const std::string& id) const;
+  StatusOr<ExecResult> execSync(const ExecSpec& spec) const;
+  // Asks the shim to exit (FailedPrecondition while containers run, unless `force`,
+  // which kills them first).
+  Status shutdown(bool force = false) const;
+  // Opens a connection that receives exit/OOM events from now on.
+  StatusOr<Subscription> subscribe(std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+
+  const std::string& socketPath() const { return socket_path_; }
+
+ private:
+  StatusOr<UniqueFd> connect() const;
+  std::string socket_path_;
+};
+
+}  // namespace berth::shim

@@ -1,0 +1,504 @@
+// berth-shim end to end (root): a real daemonized shim with a temp state dir runs
+// busybox containers through the berth-runtime built here. Checks pinned pod
+// namespaces, CRI log lines, exit codes/reasons and exit.json, stop escalation,
+// execSync, reconnecting clients, removeSandbox and shutdown.
+//
+// Every test owns a temp dir (state, runtime root, ns dir, logs, bundles) and a
+// throwaway cgroup subtree "/berth-shim-it-<pid>" that TearDown removes; it kills only
+// the shim it started (force shutdown, then SIGKILL of that pid).
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/fs.h"
+#include "common/proc.h"
+#include "common/strings.h"
+#include "runtime/shim/client.h"
+#include "runtime/shim/pod_namespaces.h"
+#include "tests/integration/runtime/bundle_fixture.h"
+
+namespace berth::shim {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+std::vector<std::string> cgroupMounts() {
+  std::vector<std::string> out;
+  auto text = fs::readFile("/proc/self/mountinfo");
+  if (!text.ok()) return out;
+  for (const auto& line : split(*text, '\n', true)) {
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    auto tail = split(line.substr(dash + 3), ' ', true);
+    auto fields = split(line, ' ', true);
+    if (!tail.empty() && (tail[0] == "cgroup" || tail[0] == "cgroup2") && fields.size() > 4) {
+      out.push_back(fields[4]);
+    }
+  }
+  return out;
+}
+
+// Removes a cgroup subtree bottom-up (directories only; the kernel files go with them).
+void removeCgroupTree(const std::string& dir) {
+  auto subs = fs::listSubdirs(dir);
+  if (subs.ok()) {
+    for (const auto& s : *subs) removeCgroupTree(fs::join(dir, s));
+  }
+  ::rmdir(dir.c_str());
+}
+
+class ShimPrivileged : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts, namespaces, containers)";
+    char tmpl[] = "/tmp/berth-shim-it-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    tmp_ = tmpl;
+    ::chmod(tmp_.c_str(), 0755);
+    state_ = tmp_ + "/state";
+    ns_dir_ = tmp_ + "/ns";
+    cgroup_parent_ = strCat("/berth-shim-it-", ::getpid());
+    StartOptions o;
+    o.shim_binary = BERTH_SHIM_BINARY;
+    o.pod_id = "pod-" + std::to_string(::getpid());
+    o.state_dir = state_;
+    o.runtime = BERTH_RUNTIME_BINARY;
+    o.runtime_root = tmp_ + "/runtime";
+    o.log_level = "debug";
+    auto shim = startShim(o);
+    ASSERT_TRUE(shim.ok()) << shim.status();
+    shim_ = *shim;
+    client_ = std::make_unique<ShimClient>(shim_.socket);
+  }
+
+  void TearDown() override {
+    if (tmp_.empty()) return;
+    if (client_) (void)client_->shutdown(true);
+    for (int i = 0; i < 100 && shim_.pid > 0 && proc::isAlive(shim_.pid, shim_.start_time); ++i) {
+      std::this_thread::sleep_for(50ms);
+    }
+    if (shim_.pid > 0 && proc::isAlive(shim_.pid, shim_.start_time)) {
+      ADD_FAILURE() << "the shim did not exit after a forced shutdown";
+      ::kill(shim_.pid, SIGKILL);
+    }
+    (void)removePodNamespaces(ns_dir_);
+    for (const auto& m : cgroupMounts()) removeCgroupTree(m + cgroup_parent_);
+    if (HasFailure()) {
+      auto log = fs::readFile(state_ + "/shim.log");
+      if (log.ok()) std::cerr << "--- shim.log ---\n" << *log << "---\n";
+    }
+    (void)fs::removeAll(tmp_);
+  }
+
+  // A bundle running `args`; with `pod` set its net/ipc/uts (and pid) namespaces are
+  // the pinned ones.
+  std::string makeBundle(const std::string& name, const std::vector<std::string>& args,
+                         const SandboxNamespaces* pod = nullptr, bool tty = false) {
+    auto b = itest::Bundle::create(tmp_ + "/bundles/" + name);
+    EXPECT_TRUE(b.ok()) << b.status();
+    if (!b.ok()) return "";
+    auto& cfg = (*b)->config;
+    cfg["process"]["args"] = args;
+    cfg["process"]["terminal"] = tty;
+    cfg["linux"]["cgroupsPath"] = cgroup_parent_ + "/" + name;
+    if (pod != nullptr) {
+      cfg.erase("hostname");
+      Json ns = Json::array();
+      ns.push_back(pod->pid.empty() ? Json{{"type", "pid"}} : Json{{"type", "pid"}, {"path", pod->pid}});
+      ns.push_back({{"type", "network"}, {"path", pod->net}});
+      ns.push_back({{"type", "ipc"}, {"path", pod->ipc}});
+      ns.push_back({{"type", "uts"}, {"path", pod->uts}});
+      ns.push_back({{"type", "mount"}});
+      cfg["linux"]["namespaces"] = ns;
+    }
+    EXPECT_TRUE((*b)->writeConfig().ok());
+    return (*b)->dir();
+  }
+
+  std::string logPath(const std::string& id) { return tmp_ + "/logs/" + id + "/0.log"; }
+
+  // createContainer + startContainer; returns the state after start.
+  ContainerState run(const std::string& id, const std::string& bundle, bool tty = false) {
+    ContainerSpec spec;
+    spec.id = id;
+    spec.bundle = bundle;
+    spec.log_path = logPath(id);
+    spec.tty = tty;
+    auto created = client_->createContainer(spec);
+    EXPECT_TRUE(created.ok()) << created.status();
+    if (!created.ok()) return {};
+    EXPECT_EQ(created->status, ContainerStatus::kCreated);
+    EXPECT_GT(created->pid, 0);
+    auto started = client_->startContainer(id);
+    EXPECT_TRUE(started.ok()) << started.status();
+    return started.ok() ? *started : ContainerState{};
+  }
+
+  ContainerState waitExited(const std::string& id, std::chrono::milliseconds timeout = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    ContainerState last;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto s = client_->state(id);
+      if (s.ok()) {
+        last = *s;
+        if (s->status == ContainerStatus::kExited) return last;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    ADD_FAILURE() << "container " << id << " did not exit; last status " << statusName(last.status);
+    return last;
+  }
+
+  // Waits until the container's log contains `text`.
+  bool waitForLog(const std::string& id, const std::string& text, std::chrono::milliseconds timeout = 10s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto log = fs::readFile(logPath(id));
+      if (log.ok() && log->find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  // The log records as (stream, tag, content), checking the line format on the way.
+  std::vector<std::tuple<std::string, std::string, std::string>> records(const std::string& id) {
+    std::vector<std::tuple<std::string, std::string, std::string>> out;
+    auto log = fs::readFile(logPath(id));
+    EXPECT_TRUE(log.ok()) << log.status();
+    if (!log.ok()) return out;
+    static const std::regex kLine(
+        R"(^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (stdout|stderr) ([PF]) (.*)$)");
+    for (const auto& line : split(*log, '\n', true)) {
+      std::smatch m;
+      if (!std::regex_match(line, m, kLine)) {
+        ADD_FAILURE() << "bad CRI log line: " << line;
+        continue;
+      }
+      out.emplace_back(m[2], m[3], m[4]);
+    }
+    return out;
+  }
+
+  std::string tmp_, state_, ns_dir_, cgroup_parent_;
+  ShimProcess shim_;
+  std::unique_ptr<ShimClient> client_;
+};
+
+using Rec = std::tuple<std::string, std::string, std::string>;
+
+TEST_F(ShimPrivileged, DaemonizesAndIsNotOurChild) {
+  auto stat = fs::readFile(strCat("/proc/", shim_.pid, "/stat"));
+  ASSERT_TRUE(stat.ok());
+  auto fields = split(stat->substr(stat->rfind(')') + 2), ' ');
+  EXPECT_NE(std::atoi(fields[1].c_str()), ::getpid()) << "the shim must not be our child";
+  EXPECT_TRUE(fs::exists(state_ + "/shim.sock"));
+  auto again = client_->call("ping", Json::object());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)["pid"], shim_.pid);
+  // A second shim for the same state dir is refused.
+  StartOptions o;
+  o.shim_binary = BERTH_SHIM_BINARY;
+  o.pod_id = "dup";
+  o.state_dir = state_;
+  o.runtime = BERTH_RUNTIME_BINARY;
+  o.runtime_root = tmp_ + "/runtime";
+  auto dup = startShim(o);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists) << dup.status();
+  // Unknown methods and bad params get errors, and the shim keeps serving.
+  EXPECT_EQ(client_->call("bogus", Json::object()).status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(client_->state("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->call("state", Json::object()).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(client_->call("ping", Json::object()).ok());
+}
+
+TEST_F(ShimPrivileged, SandboxPinsNamespacesSharedByItsContainers) {
+  SandboxSpec spec;
+  spec.ns_dir = ns_dir_;
+  spec.hostname = "shim-pod";
+  spec.sysctls["net.ipv4.ip_unprivileged_port_start"] = "81";
+  auto pod = client_->createSandbox(spec);
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  for (const auto& p : {pod->net, pod->ipc, pod->uts}) {
+    EXPECT_TRUE(isNsfsMount(p)) << p;
+  }
+  EXPECT_TRUE(pod->pid.empty());
+  EXPECT_EQ(pod->pause_pid, 0);
+  struct stat net_pin {};
+  ASSERT_EQ(::stat(pod->net.c_str(), &net_pin), 0);
+  EXPECT_NE(strCat("net:[", net_pin.st_ino, "]"), itest::nsLink("/proc/self/ns/net"));
+  // Idempotent.
+  auto again = client_->createSandbox(spec);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->net, pod->net);
+
+  std::vector<std::string> script = {
+      "sh", "-c", "hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start; "
+                  "ip link show lo | grep -q UP && echo lo-up; exec sleep 60"};
+  auto a = run("a", makeBundle("a", script, &*pod));
+  auto b = run("b", makeBundle("b", script, &*pod));
+  ASSERT_GT(a.pid, 0);
+  ASSERT_GT(b.pid, 0);
+  std::string want = strCat("net:[", net_pin.st_ino, "]");
+  EXPECT_EQ(itest::nsLink(strCat("/proc/", a.pid, "/ns/net")), want);
+  EXPECT_EQ(itest::nsLink(strCat("/proc/", b.pid, "/ns/net")), want);
+  EXPECT_EQ(itest::nsLink(strCat("/proc/", a.pid, "/ns/ipc")),
+            itest::nsLink(strCat("/proc/", b.pid, "/ns/ipc")));
+  EXPECT_NE(itest::nsLink(strCat("/proc/", a.pid, "/ns/pid")),
+            itest::nsLink(strCat("/proc/", b.pid, "/ns/pid")));
+  ASSERT_TRUE(waitForLog("a", "lo-up"));
+  EXPECT_THAT(records("a"), ::testing::ElementsAre(Rec{"stdout", "F", "shim-pod"},
+                                                   Rec{"stdout", "F", "81"},
+                                                   Rec{"stdout", "F", "lo-up"}));
+
+  for (const char* id : {"a", "b"}) {
+    auto st = client_->stopContainer(id, 0);
+    ASSERT_TRUE(st.ok()) << st.status();
+    EXPECT_EQ(st->exit_code, 137);
+    ASSERT_TRUE(client_->deleteContainer(id).ok());
+  }
+  ASSERT_TRUE(client_->removeSandbox().ok());
+  EXPECT_FALSE(fs::exists(pod->net));
+  EXPECT_FALSE(fs::exists(ns_dir_));
+  auto mounts = fs::readFile("/proc/self/mountinfo");
+  ASSERT_TRUE(mounts.ok());
+  EXPECT_EQ(mounts->find(ns_dir_), std::string::npos) << "a pin is still mounted";
+  EXPECT_TRUE(client_->removeSandbox(ns_dir_).ok()) << "removeSandbox is idempotent";
+}
+
+TEST_F(ShimPrivileged, SharedPidNamespaceRunsThePause) {
+  SandboxSpec spec;
+  spec.ns_dir = ns_dir_;
+  spec.share_pid = true;
+  auto pod = client_->createSandbox(spec);
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  ASSERT_GT(pod->pause_pid, 0);
+  EXPECT_TRUE(pod->pause_running);
+  EXPECT_TRUE(isNsfsMount(pod->pid));
+  // The pause process is forked then exec'd: wait for the exec.
+  StatusOr<std::string> cmdline;
+  for (int i = 0; i < 100; ++i) {
+    cmdline = fs::readFile(strCat("/proc/", pod->pause_pid, "/cmdline"));
+    if (cmdline.ok() && cmdline->find("pause") != std::string::npos) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(cmdline.ok());
+  EXPECT_EQ(*cmdline, std::string("berth-shim\0pause\0", 17));
+  auto c = run("c", makeBundle("c", {"sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; echo; echo pid=$$"}, &*pod));
+  auto done = waitExited("c");
+  EXPECT_EQ(done.exit_code, 0);
+  auto recs = records("c");
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_THAT(std::get<2>(recs[0]), HasSubstr("berth-shim pause"));
+  EXPECT_NE(std::get<2>(recs[1]), "pid=1");
+  ASSERT_TRUE(client_->deleteContainer("c").ok());
+  ASSERT_TRUE(client_->removeSandbox().ok());
+  for (int i = 0; i < 100 && proc::isAlive(pod->pause_pid, 0); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(proc::isAlive(pod->pause_pid, 0)) << "the pause process outlived removeSandbox";
+  EXPECT_FALSE(fs::exists(ns_dir_));
+}
+
+TEST_F(ShimPrivileged, CriLogLinesExitCodesAndExitRecords) {
+  auto sub = client_->subscribe();
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  run("ok", makeBundle("ok", {"sh", "-c", "echo out1; echo err1 >&2; echo out2; printf tail"}));
+  auto s = waitExited("ok");
+  EXPECT_EQ(s.exit_code, 0);
+  EXPECT_EQ(s.reason, "Completed");
+  EXPECT_GE(s.finished_at_ns, s.started_at_ns);
+  EXPECT_GT(s.started_at_ns, 0);
+  auto recs = records("ok");
+  std::vector<Rec> out, err;
+  for (auto& r : recs) (std::get<0>(r) == "stdout" ? out : err).push_back(r);
+  EXPECT_THAT(out, ::testing::ElementsAre(Rec{"stdout", "F", "out1"}, Rec{"stdout", "F", "out2"},
+                                          Rec{"stdout", "P", "tail"}));
+  EXPECT_THAT(err, ::testing::ElementsAre(Rec{"stderr", "F", "err1"}));
+  auto rec = readExitRecord(state_, "ok");
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->exit_code, 0);
+  EXPECT_EQ(rec->reason, "Completed");
+  // Without a cgroup v2 memory controller (this host) the record says why OOM
+  // detection is off; with one, there is no note.
+  if (!s.oom_note.empty()) {
+    EXPECT_THAT(s.oom_note, HasSubstr("OOM kills cannot be detected"));
+  }
+  auto ev = sub->next(5s);
+  ASSERT_TRUE(ev.ok()) << ev.status();
+  EXPECT_EQ(ev->type, "exit");
+  EXPECT_EQ(ev->container_id, "ok");
+  EXPECT_EQ(ev->state.exit_code, 0);
+
+  run("fail", makeBundle("fail", {"sh", "-c", "exit 1"}));
+  s = waitExited("fail");
+  EXPECT_EQ(s.exit_code, 1);
+  EXPECT_EQ(s.reason, "Error");
+
+  run("killed", makeBundle("killed", {"sleep", "60"}));
+  ASSERT_TRUE(client_->kill("killed", SIGKILL).ok());
+  s = waitExited("killed");
+  EXPECT_EQ(s.exit_code, 137);
+  EXPECT_EQ(s.reason, "Error");
+  EXPECT_FALSE(s.oom_killed);
+  rec = readExitRecord(state_, "killed");
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->exit_code, 137);
+  EXPECT_EQ(client_->kill("killed", SIGTERM).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->startContainer("killed").status().code(), absl::StatusCode::kFailedPrecondition);
+
+  auto list = client_->listContainers();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 3u);
+  for (const char* id : {"ok", "fail", "killed"}) ASSERT_TRUE(client_->deleteContainer(id).ok()) << id;
+  EXPECT_FALSE(fs::exists(state_ + "/containers/ok"));
+  EXPECT_EQ(client_->state("ok").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ShimPrivileged, LongLinesAreSplitAndTtyOutputIsLogged) {
+  // 40000 'x' then a newline: 16384 P + 16384 P + 7232 F.
+  run("long", makeBundle("long", {"sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo"}));
+  EXPECT_EQ(waitExited("long").exit_code, 0);
+  auto recs = records("long");
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(std::get<1>(recs[0]), "P");
+  EXPECT_EQ(std::get<2>(recs[0]).size(), 16384u);
+  EXPECT_EQ(std::get<1>(recs[1]), "P");
+  EXPECT_EQ(std::get<1>(recs[2]), "F");
+  EXPECT_EQ(std::get<2>(recs[2]).size(), 40000u - 2 * 16384u);
+
+  run("tty", makeBundle("tty", {"sh", "-c", "echo on-a-tty; [ -t 1 ] && echo is-tty"}, nullptr, true), true);
+  EXPECT_EQ(waitExited("tty").exit_code, 0);
+  ASSERT_TRUE(waitForLog("tty", "is-tty"));
+  EXPECT_THAT(records("tty"), ::testing::ElementsAre(Rec{"stdout", "F", "on-a-tty"},
+                                                     Rec{"stdout", "F", "is-tty"}));
+}
+
+TEST_F(ShimPrivileged, StopEscalatesToSigkillAfterTheTimeout) {
+  run("stubborn", makeBundle("stubborn", {"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.2; done"}));
+  ASSERT_TRUE(waitForLog("stubborn", "ready"));
+  auto t0 = std::chrono::steady_clock::now();
+  auto s = client_->stopContainer("stubborn", 2);
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->status, ContainerStatus::kExited);
+  EXPECT_EQ(s->exit_code, 137);
+  EXPECT_GE(took, 1900ms);
+  EXPECT_LT(took, 8s);
+
+  run("polite", makeBundle("polite", {"sh", "-c", "trap 'exit 3' TERM; echo ready; while :; do sleep 0.2; done"}));
+  ASSERT_TRUE(waitForLog("polite", "ready"));
+  t0 = std::chrono::steady_clock::now();
+  s = client_->stopContainer("polite", 30);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->exit_code, 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  // Stopping an exited container answers at once.
+  s = client_->stopContainer("polite", 30);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->exit_code, 3);
+  EXPECT_EQ(client_->deleteContainer("nope").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ShimPrivileged, ExecSyncReturnsOutputAndTimesOut) {
+  run("box", makeBundle("box", {"sleep", "60"}));
+  ExecSpec e;
+  e.id = "box";
+  e.argv = {"sh", "-c", "echo hi; echo oops >&2; echo $FOO; exit 3"};
+  e.env = {"FOO=bar"};
+  e.timeout_s = 10;
+  auto r = client_->execSync(e);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stdout_data, "hi\nbar\n");
+  EXPECT_EQ(r->stderr_data, "oops\n");
+  EXPECT_EQ(r->exit_code, 3);
+  EXPECT_FALSE(r->timed_out);
+
+  e.argv = {"sleep", "30"};
+  e.timeout_s = 1;
+  auto t0 = std::chrono::steady_clock::now();
+  r = client_->execSync(e);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+
+  // Running requests do not block others: a long exec and a state call together.
+  e.argv = {"sleep", "2"};
+  e.timeout_s = 10;
+  std::thread slow([&] { EXPECT_TRUE(client_->execSync(e).ok()); });
+  std::this_thread::sleep_for(200ms);
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(client_->state("box").ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  slow.join();
+
+  ASSERT_TRUE(client_->stopContainer("box", 0).ok());
+  e.argv = {"true"};
+  EXPECT_EQ(client_->execSync(e).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ShimPrivileged, KeepsLoggingWithoutClientsAndANewClientSeesState) {
+  {
+    auto sub = client_->subscribe();
+    ASSERT_TRUE(sub.ok());
+    run("ticker", makeBundle("ticker", {"sh", "-c", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.2; done"}));
+    // `sub` and every call's connection close here, while the container runs.
+  }
+  client_.reset();
+  std::this_thread::sleep_for(1500ms);
+  client_ = std::make_unique<ShimClient>(state_ + "/shim.sock");
+  auto list = client_->listContainers();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].id, "ticker");
+  auto s = waitExited("ticker");
+  EXPECT_EQ(s.exit_code, 0);
+  auto recs = records("ticker");
+  ASSERT_EQ(recs.size(), 5u);
+  EXPECT_EQ(std::get<2>(recs[4]), "tick 5");
+  auto found = findShim(state_);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->pid, shim_.pid);
+}
+
+TEST_F(ShimPrivileged, ReopenLogAfterRotation) {
+  run("rot", makeBundle("rot", {"sh", "-c", "echo one; sleep 1; echo two; sleep 60"}));
+  ASSERT_TRUE(waitForLog("rot", "one"));
+  std::string rotated = logPath("rot") + ".1";
+  ASSERT_EQ(::rename(logPath("rot").c_str(), rotated.c_str()), 0);
+  ASSERT_TRUE(client_->reopenLog("rot").ok());
+  ASSERT_TRUE(waitForLog("rot", "two"));
+  auto old_log = fs::readFile(rotated);
+  ASSERT_TRUE(old_log.ok());
+  EXPECT_EQ(old_log->find("two"), std::string::npos);
+  EXPECT_THAT(records("rot"), ::testing::ElementsAre(Rec{"stdout", "F", "two"}));
+  ASSERT_TRUE(client_->stopContainer("rot", 0).ok());
+}
+
+TEST_F(ShimPrivileged, ShutdownRefusesWhileRunningThenExits) {
+  run("live", makeBundle("live", {"sleep", "60"}));
+  Status st = client_->shutdown(false);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("live"));
+  ASSERT_TRUE(client_->stopContainer("live", 0).ok());
+  ASSERT_TRUE(client_->shutdown(false).ok());
+  for (int i = 0; i < 100 && proc::isAlive(shim_.pid, shim_.start_time); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(proc::isAlive(shim_.pid, shim_.start_time));
+  EXPECT_FALSE(fs::exists(state_ + "/shim.sock"));
+  EXPECT_EQ(findShim(state_).status().code(), absl::StatusCode::kNotFound);
+  // The exit record outlives the shim.
+  auto rec = readExitRecord(state_, "live");
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_EQ(rec->exit_code, 137);
+  client_.reset();
+}
+
+}  // namespace
+}  // namespace berth::shim
