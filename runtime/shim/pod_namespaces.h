@@ -8,7 +8,8 @@
 // The ns dir is bind-mounted on itself and made MS_PRIVATE so the pins neither
 // propagate into other mount namespaces nor receive mounts from them. When the pod
 // shares one PID namespace, the child also unshares the PID namespace and forks the
-// built-in pause process (`berth-shim pause`, PID 1 there, reaping orphans); its
+// built-in pause process (a forked copy of the shim named "berth-pause", no exec, so it
+// shares the shim's pages; PID 1 there, reaping orphans); its
 // /proc/<pid>/ns/pid is pinned too and the pause keeps running (as a child of the
 // shim, a subreaper) until removePodNamespaces kills it.
 //
@@ -40,8 +41,7 @@ Status checkSysctl(const std::string& key, const SandboxSpec& spec);
 // {"berth-shim", "pause"}. On failure nothing is left mounted and no process remains.
 // Errors: InvalidArgument (bad sysctl, empty ns_dir), the failing syscall with its
 // object (unshare, sethostname, sysctl write, bind mount).
-StatusOr<SandboxNamespaces> createPodNamespaces(const SandboxSpec& spec,
-                                                const std::string& pause_exe);
+StatusOr<SandboxNamespaces> createPodNamespaces(const SandboxSpec& spec);
 
 // Unmounts and removes every pin under `ns_dir` and the dir itself; kills the pause
 // process `pause_pid` (when > 0 and still alive with `pause_start_time`, 0 = don't
@@ -53,7 +53,7 @@ Status removePodNamespaces(const std::string& ns_dir, pid_t pause_pid = 0,
 // True if `path` is a mount point of an nsfs file (a pinned namespace).
 bool isNsfsMount(const std::string& path);
 
-// The pause process's main: blocks all signals, reaps children, exits 0 on SIGTERM,
+// The pause process's main (also `berth-shim pause`): blocks all signals, reaps children, exits 0 on SIGTERM,
 // SIGINT or SIGHUP. Never returns otherwise.
 int pauseMain();
 

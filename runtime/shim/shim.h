@@ -44,7 +44,6 @@ struct ShimOptions {
   std::string runtime;        // path of the OCI runtime binary
   std::string runtime_root;   // its --root
   std::string log_level = "info";
-  std::string self_exe = "/proc/self/exe";  // what the pause process executes
   int runtime_timeout_ms = 60000;           // limit for create/start/delete/kill
 };
 
