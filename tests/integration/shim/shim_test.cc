@@ -7,10 +7,14 @@
 // throwaway cgroup subtree "/berth-shim-it-<pid>" that TearDown removes; it kills only
 // the shim it started (force shutdown, then SIGKILL of that pid).
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -200,6 +204,9 @@ TEST_F(ShimPrivileged, DaemonizesAndIsNotOurChild) {
   ASSERT_TRUE(stat.ok());
   auto fields = split(stat->substr(stat->rfind(')') + 2), ' ');
   EXPECT_NE(std::atoi(fields[1].c_str()), ::getpid()) << "the shim must not be our child";
+  // Its own session and process group: signals to berthd's group never reach it.
+  EXPECT_NE(std::atoi(fields[2].c_str()), ::getpgrp());
+  EXPECT_NE(std::atoi(fields[3].c_str()), ::getsid(0));
   EXPECT_TRUE(fs::exists(state_ + "/shim.sock"));
   auto again = client_->call("ping", Json::object());
   ASSERT_TRUE(again.ok()) << again.status();
@@ -218,6 +225,41 @@ TEST_F(ShimPrivileged, DaemonizesAndIsNotOurChild) {
   EXPECT_EQ(client_->call("bogus", Json::object()).status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_EQ(client_->state("nope").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(client_->call("state", Json::object()).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(client_->call("ping", Json::object()).ok());
+
+  // Garbage on a raw connection gets error replies, never a crash.
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::string sock = state_ + "/shim.sock";
+  memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string junk;
+  for (int i = 0; i < 100; ++i) {
+    switch (i % 5) {
+      case 0: junk += "not json\n"; break;
+      case 1: junk += "{\"id\":\"x\"}\n"; break;
+      case 2: junk += "{\"id\":1,\"method\":\"createContainer\",\"params\":{\"id\":\"../x\",\"bundle\":\"/\"}}\n"; break;
+      case 3: junk += "{\"id\":2,\"method\":\"kill\",\"params\":{\"id\":\"x\",\"signal\":\"SIGBOGUS\"}}\n"; break;
+      default: junk += std::string(1000, '\x01') + "\n"; break;
+    }
+  }
+  ASSERT_EQ(::write(fd, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+  std::string replies;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::count(replies.begin(), replies.end(), '\n') < 100 &&
+         std::chrono::steady_clock::now() < deadline) {
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) replies.append(buf, static_cast<size_t>(n));
+    else std::this_thread::sleep_for(10ms);
+  }
+  ::close(fd);
+  EXPECT_EQ(std::count(replies.begin(), replies.end(), '\n'), 100);
+  EXPECT_EQ(replies.find("\"result\""), std::string::npos);
+  EXPECT_THAT(replies, HasSubstr("InvalidArgument"));
+  EXPECT_THAT(replies, HasSubstr("container id \\\"../x\\\" may contain only"));
   EXPECT_TRUE(client_->call("ping", Json::object()).ok());
 }
 
