@@ -464,6 +464,14 @@ TEST_F(ShimPrivileged, ExecSyncReturnsOutputAndTimesOut) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->timed_out);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  // The timed-out process itself was killed, not only the runtime.
+  ExecSpec ps = e;
+  // Only the init ("sleep 60") may be left.
+  ps.argv = {"sh", "-c", "ps -o args | grep -c '^sleep' || true"};
+  ps.timeout_s = 10;
+  auto left = client_->execSync(ps);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(left->stdout_data, "1\n") << left->stderr_data;
 
   // Running requests do not block others: a long exec and a state call together.
   e.argv = {"sleep", "2"};
