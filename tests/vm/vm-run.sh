@@ -183,6 +183,9 @@ if [ "$mode" = systemd ]; then
 fi
 
 echo "vm-run: booting ($mode, timeout ${timeout}s); console log: $log"
+# The log exists before tail follows it (QEMU's redirection happens in the background
+# job, which may run after tail starts).
+: >"$log"
 start=$(date +%s)
 qemu_pid=
 cleanup() {
@@ -208,7 +211,7 @@ set +e
 wait "$qemu_pid"
 qrc=$?
 set -e
-[ -n "$tail_pid" ] && wait "$tail_pid" 2>/dev/null
+if [ -n "$tail_pid" ]; then wait "$tail_pid" 2>/dev/null || true; fi
 trap - INT TERM HUP
 elapsed=$(($(date +%s) - start))
 
