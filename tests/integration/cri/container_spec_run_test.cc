@@ -235,5 +235,33 @@ TEST_F(CriSpecRunTest, ReadonlyRootfsMountsAndDevices) {
   EXPECT_EQ(*fs::readFile(vol + "/written"), "hi\n");
 }
 
+TEST_F(CriSpecRunTest, PrivilegedContainerGetsHostDevicesAndWritableSys) {
+  pod_.mutable_linux()->mutable_security_context()->set_privileged(true);
+  auto* sc = in_.config.mutable_linux()->mutable_security_context();
+  sc->set_privileged(true);
+  sc->mutable_run_as_user()->set_value(0);
+  in_.config.add_command("/bin/sh");
+  in_.config.add_args("-c");
+  in_.config.add_args(
+      "grep '^Seccomp:' /proc/self/status; grep '^CapBnd:' /proc/self/status; "
+      "grep ' /sys sysfs ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1; "
+      "test -c /dev/null && echo has-null; test -e /dev/ptmx && echo has-ptmx");
+  PodNamespaces pod_ns("web-0");
+  generate(pod_ns);
+  if (HasFatalFailure()) return;
+  itest::CmdResult r = run(bundle(), newId("priv"));
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr("Seccomp:\t0\n"));
+  // Every capability berth-runtime itself holds (at least CAP_SYS_ADMIN, bit 21).
+  auto bnd = r.out.find("CapBnd:\t");
+  ASSERT_NE(bnd, std::string::npos) << r.out;
+  uint64_t mask = std::stoull(r.out.substr(bnd + 8, 16), nullptr, 16);
+  EXPECT_NE(mask & (1ULL << 21), 0u) << r.out;
+  EXPECT_NE(mask & (1ULL << 12), 0u) << r.out;  // CAP_NET_ADMIN
+  EXPECT_THAT(r.out, HasSubstr("\nrw\n"));
+  EXPECT_THAT(r.out, HasSubstr("has-null\n"));
+  EXPECT_THAT(r.out, HasSubstr("has-ptmx\n"));
+}
+
 }  // namespace
 }  // namespace berth::cri
