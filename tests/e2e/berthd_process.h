@@ -1,0 +1,91 @@
+// berthd as a child process for e2e tests: throwaway root, state and socket under
+// /tmp/berth-e2e-XXXXXX, its log in <dir>/berthd.log, a gRPC channel once the socket
+// answers, and SIGTERM + waitpid (by PID) on destruction. Needs BERTHD_BINARY defined
+// by the test target.
+//
+// Thread-safety: one test thread.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/fs.h"
+#include "cri/proto/api.grpc.pb.h"
+
+namespace berth::testing {
+
+// A berthd child process on throwaway root/state/socket; stopped by PID.
+class Berthd {
+ public:
+  explicit Berthd(const std::vector<std::string>& extra_args) {
+    char tmpl[] = "/tmp/berth-e2e-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    socket_ = dir_ + "/state/berth.sock";
+    std::vector<std::string> args = {BERTHD_BINARY,         "--root",    dir_ + "/root",
+                                     "--state",             dir_ + "/state",
+                                     "--cni-conf-dir",      dir_ + "/net.d",
+                                     "--log-level",         "debug"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int log = ::open((dir_ + "/berthd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    // Connect once the socket exists: gRPC's reconnect backoff would otherwise add
+    // seconds after a first attempt that came too early.
+    for (int i = 0; i < 2000 && !fs::exists(socket_); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    channel_ = grpc::CreateChannel("unix://" + socket_, grpc::InsecureChannelCredentials());
+    ready_ = channel_->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(20));
+    runtime_ = runtime::v1::RuntimeService::NewStub(channel_);
+    images_ = runtime::v1::ImageService::NewStub(channel_);
+  }
+  ~Berthd() {
+    runtime_.reset();
+    images_.reset();
+    channel_.reset();
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    (void)fs::removeAll(dir_);
+  }
+
+  bool ready() const { return ready_; }
+  std::string log() const { return fs::readFile(dir_ + "/berthd.log").value_or(""); }
+  const std::string& dir() const { return dir_; }
+  const std::string& socket() const { return socket_; }
+  pid_t pid() const { return pid_; }
+  runtime::v1::RuntimeService::Stub& runtime() { return *runtime_; }
+  runtime::v1::ImageService::Stub& images() { return *images_; }
+
+ private:
+  std::string dir_;
+  std::string socket_;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;
+  std::unique_ptr<runtime::v1::ImageService::Stub> images_;
+};
+
+}  // namespace berth::testing
