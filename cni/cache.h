@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "common/base64.h"
 #include "common/status.h"
 
 namespace berth::cni {
@@ -53,9 +54,8 @@ StatusOr<std::pair<std::string, CachedAttachment>> findCache(const std::string& 
                                                              const std::string& container_id,
                                                              const std::string& ifname);
 
-// Standard base64 (RFC 4648, with padding), as Go's encoding/json writes []byte.
-std::string base64Encode(std::string_view data);
-// Errors: InvalidArgument for characters outside the alphabet or a bad length.
-StatusOr<std::string> base64Decode(std::string_view text);
+// The conflist bytes are base64 as Go's encoding/json writes []byte (common/base64.h).
+using ::berth::base64Decode;
+using ::berth::base64Encode;
 
 }  // namespace berth::cni

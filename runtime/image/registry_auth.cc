@@ -127,62 +127,8 @@ StatusOr<std::vector<AuthChallenge>> parseWwwAuthenticate(std::string_view heade
 namespace internal {
 namespace {
 
-constexpr char kBase64Chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-
 }  // namespace
 
-std::string base64Encode(std::string_view data) {
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(data[i]) << 16) | (static_cast<uint8_t>(data[i + 1]) << 8) |
-                 static_cast<uint8_t>(data[i + 2]);
-    for (int shift : {18, 12, 6, 0}) out.push_back(kBase64Chars[(v >> shift) & 63]);
-  }
-  size_t rest = data.size() - i;
-  if (rest > 0) {
-    uint32_t v = static_cast<uint8_t>(data[i]) << 16;
-    if (rest == 2) v |= static_cast<uint8_t>(data[i + 1]) << 8;
-    out.push_back(kBase64Chars[(v >> 18) & 63]);
-    out.push_back(kBase64Chars[(v >> 12) & 63]);
-    out.push_back(rest == 2 ? kBase64Chars[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
-}
-
-StatusOr<std::string> base64Decode(std::string_view text) {
-  std::string_view body = trim(text);
-  while (!body.empty() && body.back() == '=') body.remove_suffix(1);
-  if (trim(text).size() - body.size() > 2 || body.size() % 4 == 1) {
-    return invalidArgument("invalid base64: bad length or padding");
-  }
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : body) {
-    int v = base64Value(c);
-    if (v < 0) return invalidArgument("invalid base64: unexpected character '", c, "'");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
 
 StatusOr<std::optional<BasicCredentials>> basicCredentials(const Credentials& credentials) {
   if (!credentials.username.empty() || !credentials.password.empty()) {

@@ -13,15 +13,16 @@
 #include <string_view>
 #include <vector>
 
+#include "common/base64.h"
 #include "common/status.h"
 #include "runtime/image/registry_client.h"
 #include "runtime/image/registry_transport.h"
 
 namespace berth::image::internal {
 
-// Standard base64 (RFC 4648 section 4) with padding. Errors: InvalidArgument.
-std::string base64Encode(std::string_view data);
-StatusOr<std::string> base64Decode(std::string_view text);
+// docker `auth` values are base64 (common/base64.h; unpadded input accepted).
+using ::berth::base64Decode;
+using ::berth::base64Encode;
 
 struct BasicCredentials {
   std::string username;

@@ -29,7 +29,6 @@ constexpr CodeEntry kCodes[] = {
     {absl::StatusCode::kUnauthenticated, "Unauthenticated"},
 };
 
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // Field readers that report the field name instead of throwing.
 Status wrongType(const char* key, const char* want) {
@@ -166,64 +165,6 @@ absl::StatusCode codeFromName(std::string_view name) {
     if (name == e.name) return e.code;
   }
   return absl::StatusCode::kUnknown;
-}
-
-std::string base64Encode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8) | uint8_t(data[i + 2]);
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += kB64[v & 63];
-  }
-  size_t rest = data.size() - i;
-  if (rest > 0) {
-    uint32_t v = uint8_t(data[i]) << 16;
-    if (rest == 2) v |= uint8_t(data[i + 1]) << 8;
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += rest == 2 ? kB64[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-StatusOr<std::string> base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0) return invalidArgument("base64: length ", text.size(), " is not a multiple of 4");
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int pad = 0;
-    uint32_t v = 0;
-    for (size_t k = 0; k < 4; ++k) {
-      char c = text[i + k];
-      int d;
-      if (c == '=' && i + 4 == text.size() && k >= 2) {
-        ++pad;
-        d = 0;
-      } else {
-        if (pad > 0) return invalidArgument("base64: data after padding");
-        d = value(c);
-        if (d < 0) return invalidArgument("base64: invalid character at offset ", i + k);
-      }
-      v = (v << 6) | uint32_t(d);
-    }
-    out += char((v >> 16) & 0xff);
-    if (pad < 2) out += char((v >> 8) & 0xff);
-    if (pad < 1) out += char(v & 0xff);
-  }
-  return out;
 }
 
 std::string formatRfc3339Nano(int64_t unix_ns) {

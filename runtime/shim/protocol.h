@@ -42,6 +42,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "common/status.h"
 
 namespace berth::shim {
@@ -93,10 +94,9 @@ std::string codeName(absl::StatusCode code);
 // The inverse of codeName(); unknown names map to kUnknown.
 absl::StatusCode codeFromName(std::string_view name);
 
-// base64 (RFC 4648, with padding).
-std::string base64Encode(std::string_view data);
-// Errors: InvalidArgument on characters outside the alphabet or a bad length.
-StatusOr<std::string> base64Decode(std::string_view text);
+// Byte strings are base64 (common/base64.h: berth::base64Encode / base64Decode).
+using ::berth::base64Decode;
+using ::berth::base64Encode;
 
 // Serialises JSON compactly, replacing invalid UTF-8 instead of throwing.
 std::string dumpJson(const Json& value);
