@@ -28,15 +28,7 @@ struct CtlResult {
 
 class BerthctlTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0 || !checkRegistryTools().ok() || !checkBusyboxStatic().ok()) return;
-    auto registry = RegistryFixture::start(RegistryFixture::Mode::kPlainHttp);
-    ASSERT_TRUE(registry.ok()) << registry.status();
-    registry_ = registry->release();
-    auto image = standardImage("busybox-multi");
-    ASSERT_TRUE(image.ok());
-    ASSERT_TRUE(registry_->push("library/busybox", "1.36", **image).ok());
-  }
+  static void SetUpTestSuite() { registry_ = startBusyboxRegistry(); }
   static void TearDownTestSuite() {
     delete registry_;
     registry_ = nullptr;
@@ -48,11 +40,7 @@ class BerthctlTest : public ::testing::Test {
     ASSERT_NE(registry_, nullptr);
     char tmpl[] = "/tmp/berthctl-e2e-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    std::string conf = dir_ + "/registries.conf";
-    ASSERT_TRUE(fs::writeFileAtomic(conf, strCat("[[registry]]\nlocation = \"",
-                                                 registry_->hostPort(),
-                                                 "\"\ninsecure = true\n"))
-                    .ok());
+    std::string conf = writeInsecureRegistriesConf(dir_, registry_->hostPort());
     ASSERT_TRUE(fs::writeFileAtomic(dir_ + "/crictl.yaml", "").ok());
     berthd_ = std::make_unique<Berthd>(std::vector<std::string>{"--registries-conf", conf});
     ASSERT_TRUE(berthd_->ready()) << berthd_->log();

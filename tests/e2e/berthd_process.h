@@ -21,6 +21,8 @@
 
 #include "common/fs.h"
 #include "cri/proto/api.grpc.pb.h"
+#include "tests/fixtures/image_builder.h"
+#include "tests/fixtures/registry_fixture.h"
 
 namespace berth::testing {
 
@@ -87,5 +89,34 @@ class Berthd {
   std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;
   std::unique_ptr<runtime::v1::ImageService::Stub> images_;
 };
+
+// The e2e suites' registry: Debian's docker-registry (plain HTTP) with the fixture
+// busybox image as library/busybox:1.36. nullptr when this host cannot run it (not
+// root, tools missing); the suites' SetUp skips then with the reason.
+inline RegistryFixture* startBusyboxRegistry() {
+  if (::geteuid() != 0 || !checkRegistryTools().ok() || !checkBusyboxStatic().ok()) {
+    return nullptr;
+  }
+  auto registry = RegistryFixture::start(RegistryFixture::Mode::kPlainHttp);
+  EXPECT_TRUE(registry.ok()) << registry.status();
+  if (!registry.ok()) return nullptr;
+  auto image = standardImage("busybox-multi");
+  EXPECT_TRUE(image.ok()) << image.status();
+  Status pushed = image.ok() ? (*registry)->push("library/busybox", "1.36", **image)
+                             : image.status();
+  EXPECT_TRUE(pushed.ok()) << pushed;
+  return pushed.ok() ? registry->release() : nullptr;
+}
+
+// Writes <dir>/registries.conf marking `host_port` insecure (plain HTTP) and returns
+// its path, for berthd's --registries-conf.
+inline std::string writeInsecureRegistriesConf(const std::string& dir,
+                                               const std::string& host_port) {
+  std::string conf = dir + "/registries.conf";
+  Status st = fs::writeFileAtomic(
+      conf, strCat("[[registry]]\nlocation = \"", host_port, "\"\ninsecure = true\n"));
+  EXPECT_TRUE(st.ok()) << st;
+  return conf;
+}
 
 }  // namespace berth::testing
