@@ -398,17 +398,6 @@ TEST(FakePodNetwork, BehavesLikeTheRuntime) {
   EXPECT_THAT(net.calls(), ElementsAre("ADD p1", "CHECK p1", "DEL p1", "DEL p1", "CHECK p1"));
 }
 
-TEST(CniCache, Base64RoundTrip) {
-  for (std::string s : {"", "a", "ab", "abc", "abcd", "{\"cniVersion\":\"1.0.0\"}\n"}) {
-    auto back = base64Decode(base64Encode(s));
-    ASSERT_TRUE(back.ok()) << s;
-    EXPECT_EQ(*back, s);
-  }
-  EXPECT_EQ(base64Encode("hello"), "aGVsbG8=");
-  EXPECT_FALSE(base64Decode("a$==").ok());
-  EXPECT_FALSE(base64Decode("abc").ok());
-}
-
 TEST(CniCache, RejectsOtherKinds) {
   TempDir dir;
   testing::writeFile(dir.sub("results/n-c-eth0"), R"({"kind":"cniCacheV2","containerId":"c"})");

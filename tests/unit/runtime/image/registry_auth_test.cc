@@ -13,20 +13,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(RegistryAuthTest, Base64RoundTripAndErrors) {
-  for (const std::string& text : std::vector<std::string>{
-           "", "a", "ab", "abc", "user:secret", std::string("\0\xff\x10", 3)}) {
-    auto decoded = base64Decode(base64Encode(text));
-    ASSERT_TRUE(decoded.ok()) << decoded.status();
-    EXPECT_EQ(*decoded, text);
-  }
-  EXPECT_EQ(base64Encode("user:secret"), "dXNlcjpzZWNyZXQ=");
-  EXPECT_EQ(*base64Decode("dXNlcjpzZWNyZXQ"), "user:secret");  // padding optional
-  EXPECT_FALSE(base64Decode("dXN*").ok());
-  EXPECT_FALSE(base64Decode("a").ok());
-  EXPECT_FALSE(base64Decode("ab===").ok());
-}
-
 TEST(RegistryAuthTest, BasicCredentialsFromFieldsOrAuth) {
   Credentials fields;
   fields.username = "u";

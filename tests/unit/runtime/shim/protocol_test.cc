@@ -82,22 +82,6 @@ TEST(ShimProtocol, InvalidUtf8DoesNotThrow) {
   EXPECT_NO_THROW((void)encodeRequest(r));
 }
 
-TEST(ShimProtocol, Base64RoundTripsBinary) {
-  std::string all;
-  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
-  for (size_t n : {0u, 1u, 2u, 3u, 4u, 255u, 256u}) {
-    std::string in = all.substr(0, n);
-    auto out = base64Decode(base64Encode(in));
-    ASSERT_TRUE(out.ok()) << n;
-    EXPECT_EQ(*out, in) << n;
-  }
-  EXPECT_EQ(base64Encode("foob"), "Zm9vYg==");
-  EXPECT_EQ(base64Encode("fooba"), "Zm9vYmE=");
-  EXPECT_FALSE(base64Decode("abc").ok());
-  EXPECT_FALSE(base64Decode("ab!d").ok());
-  EXPECT_FALSE(base64Decode("a=bc").ok());
-}
-
 TEST(ShimProtocol, ContainerStateRoundTrip) {
   ContainerState s;
   s.id = "web";
