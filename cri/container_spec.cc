@@ -153,11 +153,11 @@ bool validHugepageSize(const std::string& size) {
   return unit == "KB" || unit == "MB" || unit == "GB" || unit == "TB" || unit == "PB";
 }
 
-Status applyResources(const ContainerSpecInput& in, oci::Spec& spec) {
-  if (!in.config.linux().has_resources()) return Status();
-  const v1::LinuxContainerResources& r = in.config.linux().resources();
+}  // namespace
+
+StatusOr<oci::Resources> convertResources(const v1::LinuxContainerResources& r,
+                                          bool swap_available, oci::Resources res) {
   const std::string field = "ContainerConfig.linux.resources";
-  oci::Resources& res = *spec.linux->resources;
   if (r.cpu_period() < 0) return invalidArgument(field, ".cpu_period: must not be negative");
   if (r.cpu_shares() < 0) return invalidArgument(field, ".cpu_shares: must not be negative");
   if (r.cpu_quota() < -1) {
@@ -189,9 +189,9 @@ Status applyResources(const ContainerSpecInput& in, oci::Spec& spec) {
   if (r.memory_limit_in_bytes() != 0) {
     memory.limit = r.memory_limit_in_bytes();
     // Without an explicit swap limit the container gets no swap (limit == limit+swap).
-    if (in.swap_available) memory.swap = r.memory_limit_in_bytes();
+    if (swap_available) memory.swap = r.memory_limit_in_bytes();
   }
-  if (r.memory_swap_limit_in_bytes() != 0 && in.swap_available) {
+  if (r.memory_swap_limit_in_bytes() != 0 && swap_available) {
     memory.swap = r.memory_swap_limit_in_bytes();
   }
   if (memory.limit || memory.swap) res.memory = memory;
@@ -210,6 +210,16 @@ Status applyResources(const ContainerSpecInput& in, oci::Spec& spec) {
     }
     res.unified[key] = value;
   }
+  return res;
+}
+
+namespace {
+
+Status applyResources(const ContainerSpecInput& in, oci::Spec& spec) {
+  if (!in.config.linux().has_resources()) return Status();
+  const v1::LinuxContainerResources& r = in.config.linux().resources();
+  ASSIGN_OR_RETURN(*spec.linux->resources,
+                   convertResources(r, in.swap_available, *spec.linux->resources));
   int adj = static_cast<int>(r.oom_score_adj());
   if (in.min_oom_score_adj && adj < *in.min_oom_score_adj) adj = *in.min_oom_score_adj;
   spec.process->oomScoreAdj = adj;

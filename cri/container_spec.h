@@ -137,6 +137,15 @@ StatusOr<int> containerStopSignal(const runtime::v1::ContainerConfig& config,
 // linux.cgroupsPath for a container of a pod with `cgroup_parent`: with the systemd
 // driver (a parent ending in ".slice") "<parent>:berth:<id>", else "<parent>/<id>".
 // An empty parent gives "/berth/<id>" (cgroupfs) or "system.slice:berth:<id>".
+// Validates CRI LinuxContainerResources and converts them into OCI linux.resources
+// (cpu shares/quota/period/cpuset, memory limit and swap, hugepage limits, unified),
+// on top of `base` (e.g. a spec's current resources, whose devices are kept).
+// Memory without an explicit swap limit gets no swap when `swap_available`.
+// oom_score_adj is a process setting and is not converted. Errors: InvalidArgument
+// naming the field ("ContainerConfig.linux.resources.cpu_quota: ...").
+StatusOr<oci::Resources> convertResources(const runtime::v1::LinuxContainerResources& r,
+                                          bool swap_available, oci::Resources base = {});
+
 std::string containerCgroupsPath(const std::string& cgroup_parent, const std::string& id,
                                  bool systemd);
 

@@ -305,6 +305,16 @@ Status PodStore::updateContainer(const ContainerRecord& c) {
   return absl::OkStatus();
 }
 
+Status PodStore::updateContainerConfig(const ContainerRecord& c) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  ASSIGN_OR_RETURN(Statement s,
+                   impl_->db->prepare("UPDATE containers SET config = ?2 WHERE id = ?1"));
+  s.bind(1, c.id).bind(2, c.config.SerializeAsString());
+  RETURN_IF_ERROR_CTX(s.run(), strCat("update the config of container ", c.id));
+  if (impl_->db->changes() == 0) return notFound("container \"", c.id, "\" not found");
+  return absl::OkStatus();
+}
+
 StatusOr<ContainerRecord> PodStore::getContainer(const std::string& id_or_prefix) const {
   return impl_->getOne<ContainerRecord>("containers", kContainerColumns, "container",
                                         id_or_prefix, readContainer);

@@ -106,6 +106,9 @@ class PodStore {
   Status addContainer(const ContainerRecord& container);
   // Replaces the mutable fields (state, timestamps, exit code, reason, message).
   Status updateContainer(const ContainerRecord& container);
+  // Replaces the stored ContainerConfig (UpdateContainerResources keeps the new
+  // resources there). Errors: NotFound.
+  Status updateContainerConfig(const ContainerRecord& container);
   StatusOr<ContainerRecord> getContainer(const std::string& id_or_prefix) const;
   StatusOr<std::vector<ContainerRecord>> listContainers(const ContainerFilter& filter = {}) const;
   // Idempotent.

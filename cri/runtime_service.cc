@@ -1,5 +1,6 @@
 #include "cri/runtime_service.h"
 
+#include "cri/grpc_status.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri {
@@ -47,5 +48,167 @@ grpc::Status CriRuntimeService::RuntimeConfig(grpc::ServerContext*,
                                                                            : v1::CGROUPFS);
   return grpc::Status::OK;
 }
+
+}  // namespace berth::cri
+
+// ---------------------------------------------------------------------------
+// pods and containers (pod_manager.h does the work)
+
+namespace berth::cri {
+
+namespace {
+
+grpc::Status noPods() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "berthd runs without its pod runtime (see its log for why)");
+}
+
+}  // namespace
+
+#define BERTH_NEED_PODS() \
+  if (pods_ == nullptr) return noPods()
+
+grpc::Status CriRuntimeService::RunPodSandbox(grpc::ServerContext*,
+                                              const v1::RunPodSandboxRequest* request,
+                                              v1::RunPodSandboxResponse* response) {
+  BERTH_NEED_PODS();
+  auto id = pods_->runPodSandbox(request->config(), request->runtime_handler());
+  if (!id.ok()) return toGrpc(id.status());
+  response->set_pod_sandbox_id(*id);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::StopPodSandbox(grpc::ServerContext*,
+                                               const v1::StopPodSandboxRequest* request,
+                                               v1::StopPodSandboxResponse*) {
+  BERTH_NEED_PODS();
+  return toGrpc(pods_->stopPodSandbox(request->pod_sandbox_id()));
+}
+
+grpc::Status CriRuntimeService::RemovePodSandbox(grpc::ServerContext*,
+                                                 const v1::RemovePodSandboxRequest* request,
+                                                 v1::RemovePodSandboxResponse*) {
+  BERTH_NEED_PODS();
+  return toGrpc(pods_->removePodSandbox(request->pod_sandbox_id()));
+}
+
+grpc::Status CriRuntimeService::PodSandboxStatus(grpc::ServerContext*,
+                                                 const v1::PodSandboxStatusRequest* request,
+                                                 v1::PodSandboxStatusResponse* response) {
+  BERTH_NEED_PODS();
+  auto r = pods_->podSandboxStatus(request->pod_sandbox_id(), request->verbose());
+  if (!r.ok()) return toGrpc(r.status());
+  *response = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::ListPodSandbox(grpc::ServerContext*,
+                                               const v1::ListPodSandboxRequest* request,
+                                               v1::ListPodSandboxResponse* response) {
+  BERTH_NEED_PODS();
+  auto r = pods_->listPodSandbox(request->filter());
+  if (!r.ok()) return toGrpc(r.status());
+  for (auto& p : *r) *response->add_items() = std::move(p);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::CreateContainer(grpc::ServerContext*,
+                                                const v1::CreateContainerRequest* request,
+                                                v1::CreateContainerResponse* response) {
+  BERTH_NEED_PODS();
+  auto id = pods_->createContainer(request->pod_sandbox_id(), request->config(),
+                                   request->sandbox_config());
+  if (!id.ok()) return toGrpc(id.status());
+  response->set_container_id(*id);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::StartContainer(grpc::ServerContext*,
+                                               const v1::StartContainerRequest* request,
+                                               v1::StartContainerResponse*) {
+  BERTH_NEED_PODS();
+  return toGrpc(pods_->startContainer(request->container_id()));
+}
+
+grpc::Status CriRuntimeService::StopContainer(grpc::ServerContext*,
+                                              const v1::StopContainerRequest* request,
+                                              v1::StopContainerResponse*) {
+  BERTH_NEED_PODS();
+  return toGrpc(pods_->stopContainer(request->container_id(), request->timeout()));
+}
+
+grpc::Status CriRuntimeService::RemoveContainer(grpc::ServerContext*,
+                                                const v1::RemoveContainerRequest* request,
+                                                v1::RemoveContainerResponse*) {
+  BERTH_NEED_PODS();
+  return toGrpc(pods_->removeContainer(request->container_id()));
+}
+
+grpc::Status CriRuntimeService::ListContainers(grpc::ServerContext*,
+                                               const v1::ListContainersRequest* request,
+                                               v1::ListContainersResponse* response) {
+  BERTH_NEED_PODS();
+  auto r = pods_->listContainers(request->filter());
+  if (!r.ok()) return toGrpc(r.status());
+  for (auto& c : *r) *response->add_containers() = std::move(c);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::ContainerStatus(grpc::ServerContext*,
+                                                const v1::ContainerStatusRequest* request,
+                                                v1::ContainerStatusResponse* response) {
+  BERTH_NEED_PODS();
+  auto r = pods_->containerStatus(request->container_id(), request->verbose());
+  if (!r.ok()) return toGrpc(r.status());
+  *response = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::UpdateContainerResources(
+    grpc::ServerContext*, const v1::UpdateContainerResourcesRequest* request,
+    v1::UpdateContainerResourcesResponse*) {
+  BERTH_NEED_PODS();
+  return toGrpc(pods_->updateContainerResources(request->container_id(), request->linux()));
+}
+
+grpc::Status CriRuntimeService::ReopenContainerLog(grpc::ServerContext*,
+                                                   const v1::ReopenContainerLogRequest* request,
+                                                   v1::ReopenContainerLogResponse*) {
+  BERTH_NEED_PODS();
+  return toGrpc(pods_->reopenContainerLog(request->container_id()));
+}
+
+grpc::Status CriRuntimeService::ExecSync(grpc::ServerContext*, const v1::ExecSyncRequest* request,
+                                         v1::ExecSyncResponse* response) {
+  BERTH_NEED_PODS();
+  std::vector<std::string> cmd(request->cmd().begin(), request->cmd().end());
+  auto r = pods_->execSync(request->container_id(), cmd, request->timeout());
+  if (!r.ok()) return toGrpc(r.status());
+  *response = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::UpdateRuntimeConfig(grpc::ServerContext*,
+                                                    const v1::UpdateRuntimeConfigRequest*,
+                                                    v1::UpdateRuntimeConfigResponse*) {
+  // kubelet passes the node's pod CIDR here; the CNI config carries it for berth.
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::GetContainerEvents(
+    grpc::ServerContext* context, const v1::GetEventsRequest*,
+    grpc::ServerWriter<v1::ContainerEventResponse>* writer) {
+  BERTH_NEED_PODS();
+  auto queue = pods_->subscribeEvents();
+  while (!context->IsCancelled()) {
+    auto event = queue->next(std::chrono::milliseconds(500));
+    if (!event) continue;
+    if (!writer->Write(*event)) break;
+  }
+  pods_->unsubscribeEvents(queue);
+  return grpc::Status::OK;
+}
+
+#undef BERTH_NEED_PODS
 
 }  // namespace berth::cri

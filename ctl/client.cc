@@ -9,6 +9,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/unix_socket.h"
 #include "common/fs.h"
 #include "common/unique_fd.h"
 
@@ -44,15 +45,14 @@ Status make(grpc::StatusCode code, std::string message) {
 
 // connect(2) to a unix socket path; 0 or the errno.
 int probeUnixSocket(const std::string& path) {
-  sockaddr_un addr{};
-  if (path.size() >= sizeof(addr.sun_path)) return ENAMETOOLONG;
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno;
-  UniqueFd owned(fd);
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return errno;
-  return 0;
+  auto fd = connectUnixSocket(path);
+  if (fd.ok()) return 0;
+  switch (fd.status().code()) {
+    case absl::StatusCode::kNotFound: return ENOENT;
+    case absl::StatusCode::kPermissionDenied: return EACCES;
+    case absl::StatusCode::kInvalidArgument: return ENAMETOOLONG;
+    default: return ECONNREFUSED;
+  }
 }
 
 template <typename T>

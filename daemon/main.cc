@@ -1,6 +1,6 @@
-// berthd: the node daemon. This stage serves CRI v1 over gRPC on a unix socket: the
-// ImageService in full and the runtime-wide RuntimeService calls (Version, Status,
-// RuntimeConfig); pods and containers follow with berth-shim (issue 6).
+// berthd: the node daemon. Serves CRI v1 over gRPC on a unix socket: the ImageService
+// and the RuntimeService (pods run by one berth-shim each, networks set up through
+// CNI). On start it adopts the pods a previous berthd left running.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -20,6 +20,8 @@
 #include "cni/runtime.h"
 #include "common/unique_fd.h"
 #include "cri/image_service.h"
+#include "cri/pod_manager.h"
+#include "cri/pod_store.h"
 #include "cri/runtime_service.h"
 #include "daemon/config.h"
 
@@ -45,15 +47,15 @@ StatusOr<UniqueFd> lockStateDir(const std::string& state) {
   return owned;
 }
 
-std::string siblingRuntime(const char* argv0) {
+// A program installed next to berthd (berth-runtime, berth-shim).
+std::string sibling(const char* name) {
   char self[4096];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return "berth-runtime";
+  if (n <= 0) return name;
   self[n] = '\0';
   std::string dir(self);
   dir = dir.substr(0, dir.rfind('/'));
-  (void)argv0;
-  return fs::join(dir, "berth-runtime");
+  return fs::join(dir, name);
 }
 
 int fail(const Status& st) {
@@ -103,7 +105,7 @@ int run(int argc, char** argv) {
     if (!st.ok()) return fail(st);
   }
   if (Status st = finalize(config); !st.ok()) return fail(st);
-  if (config.runtime.empty()) config.runtime = siblingRuntime(argv[0]);
+  if (config.runtime.empty()) config.runtime = sibling("berth-runtime");
 
   log::Options log_options;
   log_options.level = *log::parseLevel(config.log_level);
@@ -147,7 +149,25 @@ int run(int argc, char** argv) {
     if (st.ready) return absl::OkStatus();
     return failedPrecondition(st.message);
   };
-  cri::CriRuntimeService runtime_service(info);
+  // Pods: records in the same database, one shim per pod, adoption of what runs.
+  auto pod_store = cri::PodStore::open(db->get());
+  if (!pod_store.ok()) return fail(pod_store.status());
+  cri::PodManagerOptions pod_options;
+  pod_options.state_dir = config.state;
+  pod_options.shim_binary = sibling("berth-shim");
+  pod_options.runtime = config.runtime;
+  pod_options.systemd_cgroup = config.cgroup_driver == CgroupDriver::kSystemd;
+  pod_options.shim_log_level = config.log_level;
+  auto pods = cri::PodManager::create(pod_options, pod_store->get(), images->get(),
+                                      network->get());
+  if (!pods.ok()) {
+    // Serve images and status anyway; RuntimeReady says why pods cannot run.
+    logger->error("pods cannot run: {}", std::string(pods.status().message()));
+    info.runtime_ready = [st = pods.status()] { return st; };
+  } else if (Status st = (*pods)->recover(); !st.ok()) {
+    logger->error("adopting the pods of a previous berthd failed: {}", std::string(st.message()));
+  }
+  cri::CriRuntimeService runtime_service(info, pods.ok() ? pods->get() : nullptr);
   cri::CriImageService image_service(**images);
 
   // A socket left by a berthd that died is removed; the state-dir lock says it is ours.

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/unix_socket.h"
 #include "common/strings.h"
 
 namespace berth::console {
@@ -48,19 +49,7 @@ Status setSize(int fd, unsigned rows, unsigned cols) {
 }
 
 StatusOr<UniqueFd> connectSocket(const std::string& path) {
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return invalidArgument("console socket path \"", path, "\" is longer than ",
-                           sizeof(addr.sun_path) - 1, " bytes; use a shorter path");
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return lastErrnoError("socket");
-  if (::connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return lastErrnoError(strCat("connect to console socket \"", path, "\""));
-  }
-  return fd;
+  return withContext(connectUnixSocket(path), "console socket");
 }
 
 Status sendFd(int sock, int fd, const std::string& name) {

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/unix_socket.h"
 #include "common/fs.h"
 #include "common/proc.h"
 
@@ -82,20 +83,9 @@ StatusOr<T> typed(StatusOr<Json> j, F from) {
 }  // namespace
 
 StatusOr<UniqueFd> ShimClient::connect() const {
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (socket_path_.size() >= sizeof(addr.sun_path)) {
-    return invalidArgument("shim socket path \"", socket_path_, "\" is too long");
-  }
-  memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return lastErrnoError("socket");
-  int rc;
-  do {
-    rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
-    return absl::UnavailableError(strCat("connect to shim \"", socket_path_, "\": ", strerror(errno)));
+  auto fd = connectUnixSocket(socket_path_);
+  if (!fd.ok()) {
+    return absl::UnavailableError(strCat("shim: ", std::string(fd.status().message())));
   }
   return fd;
 }

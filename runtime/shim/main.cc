@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/unix_socket.h"
 #include "common/fs.h"
 #include "common/proc.h"
 #include "runtime/shim/pod_namespaces.h"
@@ -31,22 +32,7 @@ constexpr const char* kUsage =
     "[--log-level debug|info|warn|error] [--foreground]\n";
 
 StatusOr<UniqueFd> listenUnix(const std::string& path) {
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return invalidArgument("socket path \"", path, "\" is longer than ", sizeof(addr.sun_path) - 1,
-                           " bytes; use a shorter --state-dir");
-  }
-  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return lastErrnoError("socket");
-  ::unlink(path.c_str());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return lastErrnoError(strCat("bind \"", path, "\""));
-  }
-  ::chmod(path.c_str(), 0600);
-  if (::listen(fd.get(), 64) != 0) return lastErrnoError(strCat("listen on \"", path, "\""));
-  return fd;
+  return listenUnixSocket(path, 0600, 64, /*nonblocking=*/true);
 }
 
 Status checkNotRunning(const std::string& state_dir) {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/unix_socket.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/proc.h"
@@ -123,20 +124,7 @@ uint64_t readOomKills(const std::string& file) {
 }
 
 StatusOr<UniqueFd> listenConsole(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return lastErrnoError("socket");
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return invalidArgument("console socket path \"", path, "\" is too long for a unix socket");
-  }
-  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  ::unlink(path.c_str());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(fd.get(), 4) != 0) {
-    return lastErrnoError(strCat("listen on console socket \"", path, "\""));
-  }
-  return fd;
+  return withContext(listenUnixSocket(path, 0600, 4), "console socket");
 }
 
 // Accepts the runtime's connection and receives the pty master (SCM_RIGHTS).

@@ -7,11 +7,16 @@
 #pragma once
 
 #include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -29,9 +34,15 @@ namespace berth::testing {
 // A berthd child process on throwaway root/state/socket; stopped by PID.
 class Berthd {
  public:
-  explicit Berthd(const std::vector<std::string>& extra_args) {
-    char tmpl[] = "/tmp/berth-e2e-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
+  // `dir`: reuse the root/state of an earlier Berthd that was kill9()ed (a restart);
+  // "" makes a new one.
+  explicit Berthd(const std::vector<std::string>& extra_args, const std::string& dir = "") {
+    if (dir.empty()) {
+      char tmpl[] = "/tmp/berth-e2e-XXXXXX";
+      dir_ = ::mkdtemp(tmpl);
+    } else {
+      dir_ = dir;
+    }
     socket_ = dir_ + "/state/berth.sock";
     std::vector<std::string> args = {BERTHD_BINARY,         "--root",    dir_ + "/root",
                                      "--state",             dir_ + "/state",
@@ -40,7 +51,7 @@ class Berthd {
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     pid_ = ::fork();
     if (pid_ == 0) {
-      int log = ::open((dir_ + "/berthd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int log = ::open((dir_ + "/berthd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(log, 1);
       ::dup2(log, 2);
       std::vector<char*> argv;
@@ -69,7 +80,21 @@ class Berthd {
       int status = 0;
       ::waitpid(pid_, &status, 0);
     }
-    (void)fs::removeAll(dir_);
+    if (!keep_dir_) (void)fs::removeAll(dir_);
+  }
+
+  // SIGKILLs berthd (a crash) and keeps its dirs for a restarted Berthd(args, dir()).
+  void kill9() {
+    runtime_.reset();
+    images_.reset();
+    channel_.reset();
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+    keep_dir_ = true;
   }
 
   bool ready() const { return ready_; }
@@ -85,6 +110,7 @@ class Berthd {
   std::string socket_;
   pid_t pid_ = -1;
   bool ready_ = false;
+  bool keep_dir_ = false;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<runtime::v1::RuntimeService::Stub> runtime_;
   std::unique_ptr<runtime::v1::ImageService::Stub> images_;
@@ -117,6 +143,40 @@ inline std::string writeInsecureRegistriesConf(const std::string& dir,
       conf, strCat("[[registry]]\nlocation = \"", host_port, "\"\ninsecure = true\n"));
   EXPECT_TRUE(st.ok()) << st;
   return conf;
+}
+
+// Writes <dir>/net.d/10-bridge.conflist: Debian's reference bridge + host-local
+// plugins on `subnet`, IPAM state under <dir>/ipam (never the host's /var/lib/cni).
+// Only for berthds running in a network namespace the test made (the bridge is
+// created there).
+inline void writeBridgeConflist(const std::string& dir, const std::string& subnet) {
+  Status st = fs::mkdirAll(dir + "/net.d");
+  EXPECT_TRUE(st.ok()) << st;
+  st = fs::writeFileAtomic(
+      dir + "/net.d/10-bridge.conflist",
+      strCat(R"({"cniVersion":"1.0.0","name":"e2e","plugins":[{"type":"bridge","bridge":"e2e0",)",
+             R"("isGateway":true,"ipMasq":false,"ipam":{"type":"host-local","dataDir":")", dir,
+             R"(/ipam","ranges":[[{"subnet":")", subnet, R"("}]]}}]})"));
+  EXPECT_TRUE(st.ok()) << st;
+}
+
+// Moves the calling process (call before it starts threads) into a new network
+// namespace with `lo` up, so bridges and pods the test makes never touch the host's.
+inline Status enterOwnNetworkNamespace() {
+  if (::unshare(CLONE_NEWNET) != 0) return lastErrnoError("unshare(CLONE_NEWNET)");
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return lastErrnoError("socket");
+  struct ifreq ifr = {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  int rc = ::ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    rc = ::ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return errnoError(err, "set lo up in the test's network namespace");
+  return absl::OkStatus();
 }
 
 }  // namespace berth::testing

@@ -1,0 +1,29 @@
+// Unix stream sockets by path, for any path length: sockaddr_un holds 107 bytes, so a
+// longer path (deep state dirs: <state>/shims/<64-hex pod id>/shim.sock) is reached
+// through an O_PATH descriptor of its directory as /proc/self/fd/<n>/<name>. The
+// socket file itself is at `path` either way.
+//
+// Thread-safety: the functions are thread-safe (the directory fd is per call).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+
+namespace berth {
+
+// Creates a listening SOCK_STREAM socket bound at `path` (an existing file there is
+// removed first), with permissions `mode` and CLOEXEC (+ O_NONBLOCK if `nonblocking`).
+// Errors: the failing syscall (socket, bind, listen) with the path; NotFound when the
+// directory does not exist.
+StatusOr<UniqueFd> listenUnixSocket(const std::string& path, mode_t mode = 0600,
+                                    int backlog = 64, bool nonblocking = false);
+
+// Connects a CLOEXEC SOCK_STREAM socket to `path`. Errors: the connect errno with the
+// path (ENOENT / ECONNREFUSED when nothing listens there).
+StatusOr<UniqueFd> connectUnixSocket(const std::string& path);
+
+}  // namespace berth

@@ -1,0 +1,512 @@
+// e2e: pods and containers on a real berthd over its CRI socket. The test process
+// moves into its own network namespace first, so the registry, berthd, the CNI bridge
+// (Debian's reference bridge + host-local plugins) and the pods all live there and the
+// host's network is never touched.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/fs.h"
+#include "common/strings.h"
+#include "tests/e2e/berthd_process.h"
+
+namespace berth::testing {
+namespace {
+
+namespace v1 = ::runtime::v1;
+using ::testing::HasSubstr;
+
+constexpr char kCniBin[] = "/usr/lib/cni";
+
+RegistryFixture* registry = nullptr;
+std::string setup_skip;
+
+class BerthdPodsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) {
+      setup_skip = "needs root (network namespace, mounts, cgroups)";
+      return;
+    }
+    if (!fs::exists(strCat(kCniBin, "/bridge")) || !fs::exists(strCat(kCniBin, "/host-local"))) {
+      setup_skip = "Debian's containernetworking-plugins are not installed (/usr/lib/cni)";
+      return;
+    }
+    Status st = enterOwnNetworkNamespace();
+    if (!st.ok()) {
+      setup_skip = std::string(st.message());
+      return;
+    }
+    registry = startBusyboxRegistry();
+    if (registry == nullptr) setup_skip = "the docker-registry fixture cannot run here";
+  }
+  static void TearDownTestSuite() {
+    delete registry;
+    registry = nullptr;
+  }
+
+  void SetUp() override {
+    if (!setup_skip.empty()) GTEST_SKIP() << setup_skip;
+    start();
+  }
+
+  // Starts berthd on a new dir (with a registries.conf for the fixture registry and
+  // a bridge conflist), or restarts it on the dir of one that was kill9()ed.
+  void start(std::string dir = "") {
+    if (dir.empty()) {
+      char tmpl[] = "/tmp/berth-e2e-XXXXXX";
+      dir = ::mkdtemp(tmpl);
+      writeInsecureRegistriesConf(dir, registry->hostPort());
+      writeBridgeConflist(dir, "10.77.0.0/24");
+    }
+    berthd_ = std::make_unique<Berthd>(
+        std::vector<std::string>{"--cni-bin-dir", kCniBin, "--registries-conf",
+                                 dir + "/registries.conf"},
+        dir);
+    ASSERT_TRUE(berthd_->ready()) << berthd_->log();
+  }
+
+  void TearDown() override {
+    if (!berthd_) return;
+    // Remove whatever pods are left, so the dir holds no mount or process.
+    grpc::ClientContext ctx;
+    v1::ListPodSandboxRequest req;
+    v1::ListPodSandboxResponse resp;
+    if (berthd_->runtime().ListPodSandbox(&ctx, req, &resp).ok()) {
+      for (const auto& p : resp.items()) {
+        grpc::ClientContext c2;
+        v1::RemovePodSandboxRequest r;
+        r.set_pod_sandbox_id(p.id());
+        v1::RemovePodSandboxResponse out;
+        grpc::Status st = berthd_->runtime().RemovePodSandbox(&c2, r, &out);
+        EXPECT_TRUE(st.ok()) << st.error_message();
+      }
+    }
+    if (HasFailure()) std::fprintf(stderr, "berthd log:\n%s\n", berthd_->log().c_str());
+  }
+
+  std::string image() const { return registry->hostPort() + "/library/busybox:1.36"; }
+
+  void pull() {
+    grpc::ClientContext ctx;
+    v1::PullImageRequest req;
+    req.mutable_image()->set_image(image());
+    v1::PullImageResponse resp;
+    grpc::Status st = berthd_->images().PullImage(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+
+  v1::PodSandboxConfig podConfig(const std::string& name) {
+    v1::PodSandboxConfig c;
+    c.mutable_metadata()->set_name(name);
+    c.mutable_metadata()->set_namespace_("shop");
+    c.mutable_metadata()->set_uid("uid-" + name);
+    c.set_hostname(name);
+    c.set_log_directory(berthd_->dir() + "/logs/" + name);
+    auto* dns = c.mutable_dns_config();
+    dns->add_servers("10.96.0.10");
+    dns->add_searches("shop.svc.cluster.local");
+    dns->add_searches("svc.cluster.local");
+    dns->add_searches("cluster.local");
+    dns->add_options("ndots:5");
+    (*c.mutable_labels())["app"] = name;
+    return c;
+  }
+
+  std::string runPod(const v1::PodSandboxConfig& config) {
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = config;
+    v1::RunPodSandboxResponse resp;
+    grpc::Status st = berthd_->runtime().RunPodSandbox(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.pod_sandbox_id();
+  }
+
+  std::string createContainer(const std::string& pod, const v1::PodSandboxConfig& pod_config,
+                              const std::string& name, const std::string& script) {
+    grpc::ClientContext ctx;
+    v1::CreateContainerRequest req;
+    req.set_pod_sandbox_id(pod);
+    *req.mutable_sandbox_config() = pod_config;
+    auto* c = req.mutable_config();
+    c->mutable_metadata()->set_name(name);
+    c->mutable_image()->set_image(image());
+    c->add_command("/bin/sh");
+    c->add_args("-c");
+    c->add_args(script);
+    c->set_log_path(name + ".log");
+    v1::CreateContainerResponse resp;
+    grpc::Status st = berthd_->runtime().CreateContainer(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.container_id();
+  }
+
+  grpc::Status startContainer(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::StartContainerRequest req;
+    req.set_container_id(id);
+    v1::StartContainerResponse resp;
+    return berthd_->runtime().StartContainer(&ctx, req, &resp);
+  }
+
+  v1::ContainerStatus containerStatus(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::ContainerStatusRequest req;
+    req.set_container_id(id);
+    v1::ContainerStatusResponse resp;
+    grpc::Status st = berthd_->runtime().ContainerStatus(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.status();
+  }
+
+  v1::PodSandboxStatus podStatus(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::PodSandboxStatusRequest req;
+    req.set_pod_sandbox_id(id);
+    v1::PodSandboxStatusResponse resp;
+    grpc::Status st = berthd_->runtime().PodSandboxStatus(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.status();
+  }
+
+  // Waits until the container has exited (up to `seconds`).
+  v1::ContainerStatus waitExited(const std::string& id, int seconds = 20) {
+    v1::ContainerStatus s;
+    for (int i = 0; i < seconds * 20; ++i) {
+      s = containerStatus(id);
+      if (s.state() == v1::CONTAINER_EXITED) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return s;
+  }
+
+  v1::ExecSyncResponse execSync(const std::string& id, const std::vector<std::string>& cmd,
+                                grpc::Status* status = nullptr, int64_t timeout = 10) {
+    grpc::ClientContext ctx;
+    v1::ExecSyncRequest req;
+    req.set_container_id(id);
+    for (const auto& a : cmd) req.add_cmd(a);
+    req.set_timeout(timeout);
+    v1::ExecSyncResponse resp;
+    grpc::Status st = berthd_->runtime().ExecSync(&ctx, req, &resp);
+    if (status) {
+      *status = st;
+    } else {
+      EXPECT_TRUE(st.ok()) << st.error_message();
+    }
+    return resp;
+  }
+
+  std::unique_ptr<Berthd> berthd_;
+};
+
+// GET http://<ip>:<port>/<path> from the test's (node) network namespace.
+std::string httpGet(const std::string& ip, int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+  std::string out;
+  for (int i = 0; i < 100; ++i) {
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ::close(fd);
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  }
+  std::string req = strCat("GET ", path, " HTTP/1.0\r\nHost: ", ip, "\r\n\r\n");
+  (void)!::write(fd, req.data(), req.size());
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+// Mounts under `dir` (from /proc/self/mountinfo).
+std::vector<std::string> mountsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  auto info = fs::readFile("/proc/self/mountinfo");
+  if (!info.ok()) return out;
+  for (const auto& line : split(*info, '\n')) {
+    auto fields = split(line, ' ');
+    if (fields.size() > 4 && fields[4].rfind(dir, 0) == 0) out.push_back(fields[4]);
+  }
+  return out;
+}
+
+TEST_F(BerthdPodsTest, TwoContainerPodServesHttpOverLocalhostAndToTheNode) {
+  pull();
+  if (HasFatalFailure()) return;
+  v1::PodSandboxConfig config = podConfig("web");
+  std::string pod = runPod(config);
+  ASSERT_FALSE(pod.empty());
+  v1::PodSandboxStatus ps = podStatus(pod);
+  EXPECT_EQ(ps.state(), v1::SANDBOX_READY);
+  EXPECT_THAT(ps.network().ip(), ::testing::StartsWith("10.77.0."));
+  EXPECT_EQ(ps.metadata().name(), "web");
+  EXPECT_EQ(ps.labels().at("app"), "web");
+
+  std::string server = createContainer(
+      pod, config, "server",
+      "mkdir -p /tmp/www && echo hello from the pod > /tmp/www/index.html && "
+      "exec httpd -f -p 8080 -h /tmp/www");
+  std::string client = createContainer(
+      pod, config, "client",
+      "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://127.0.0.1:8080/ && exit 0; "
+      "sleep 0.2; done; exit 1");
+  ASSERT_FALSE(server.empty());
+  ASSERT_FALSE(client.empty());
+  EXPECT_EQ(containerStatus(server).state(), v1::CONTAINER_CREATED);
+  ASSERT_TRUE(startContainer(server).ok());
+  ASSERT_TRUE(startContainer(client).ok());
+  EXPECT_EQ(containerStatus(server).state(), v1::CONTAINER_RUNNING);
+
+  v1::ContainerStatus cs = waitExited(client);
+  EXPECT_EQ(cs.state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(cs.exit_code(), 0);
+  EXPECT_EQ(cs.reason(), "Completed");
+  EXPECT_GT(cs.finished_at(), cs.started_at());
+  auto log = fs::readFile(cs.log_path());
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_THAT(*log, ::testing::ContainsRegex(
+                        "^[0-9T:.-]+Z stdout F hello from the pod\n"));
+
+  // The node reaches the pod over the bridge.
+  EXPECT_THAT(httpGet(ps.network().ip(), 8080, "/"), HasSubstr("hello from the pod"));
+
+  // ExecSync sees the pod's DNS settings and hostname, and exit codes.
+  auto r = execSync(server, {"cat", "/etc/resolv.conf"});
+  EXPECT_EQ(r.exit_code(), 0);
+  EXPECT_EQ(r.stdout(),
+            "search shop.svc.cluster.local svc.cluster.local cluster.local\n"
+            "nameserver 10.96.0.10\n"
+            "options ndots:5\n");
+  EXPECT_EQ(execSync(server, {"hostname"}).stdout(), "web\n");
+  EXPECT_EQ(execSync(server, {"sh", "-c", "echo oops >&2; exit 3"}).exit_code(), 3);
+
+  // Both containers share the pod's IPC namespace.
+  auto ipc1 = execSync(server, {"readlink", "/proc/self/ns/ipc"}).stdout();
+  EXPECT_FALSE(ipc1.empty());
+
+  // ListContainers filters by pod and state.
+  {
+    grpc::ClientContext ctx;
+    v1::ListContainersRequest req;
+    req.mutable_filter()->set_pod_sandbox_id(pod);
+    req.mutable_filter()->mutable_state()->set_state(v1::CONTAINER_RUNNING);
+    v1::ListContainersResponse resp;
+    ASSERT_TRUE(berthd_->runtime().ListContainers(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.containers_size(), 1);
+    EXPECT_EQ(resp.containers(0).id(), server);
+  }
+
+  // Stop and remove: nothing stays mounted, the shim is gone.
+  {
+    grpc::ClientContext ctx;
+    v1::StopPodSandboxRequest req;
+    req.set_pod_sandbox_id(pod);
+    v1::StopPodSandboxResponse resp;
+    grpc::Status st = berthd_->runtime().StopPodSandbox(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_EQ(podStatus(pod).state(), v1::SANDBOX_NOTREADY);
+  EXPECT_EQ(containerStatus(server).state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(containerStatus(server).exit_code(), 137);
+  {
+    grpc::ClientContext ctx;
+    v1::RemovePodSandboxRequest req;
+    req.set_pod_sandbox_id(pod);
+    v1::RemovePodSandboxResponse resp;
+    grpc::Status st = berthd_->runtime().RemovePodSandbox(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_THAT(mountsUnder(berthd_->dir()), ::testing::IsEmpty());
+  EXPECT_FALSE(fs::exists(berthd_->dir() + "/state/shims/" + pod));
+  EXPECT_FALSE(fs::exists(berthd_->dir() + "/state/containers/" + server));
+  // host-local released the address.
+  auto leases = fs::listDir(berthd_->dir() + "/ipam/e2e");
+  if (leases.ok()) {
+    for (const auto& f : *leases) EXPECT_EQ(f.find("10.77.0."), std::string::npos) << f;
+  }
+}
+
+TEST_F(BerthdPodsTest, StopTimeoutEscalatesToSigkillAndExitReasons) {
+  pull();
+  if (HasFatalFailure()) return;
+  v1::PodSandboxConfig config = podConfig("stop");
+  std::string pod = runPod(config);
+  ASSERT_FALSE(pod.empty());
+  std::string stubborn = createContainer(pod, config, "stubborn",
+                                         "trap '' TERM; while true; do sleep 0.1; done");
+  std::string failing = createContainer(pod, config, "failing", "exit 7");
+  ASSERT_TRUE(startContainer(stubborn).ok());
+  ASSERT_TRUE(startContainer(failing).ok());
+  v1::ContainerStatus f = waitExited(failing);
+  EXPECT_EQ(f.exit_code(), 7);
+  EXPECT_EQ(f.reason(), "Error");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the trap is set
+  auto t0 = std::chrono::steady_clock::now();
+  {
+    grpc::ClientContext ctx;
+    v1::StopContainerRequest req;
+    req.set_container_id(stubborn);
+    req.set_timeout(1);
+    v1::StopContainerResponse resp;
+    grpc::Status st = berthd_->runtime().StopContainer(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, std::chrono::milliseconds(900));
+  v1::ContainerStatus s = containerStatus(stubborn);
+  EXPECT_EQ(s.state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(s.exit_code(), 137);
+  // Stopping again is fine; starting an exited container is not.
+  {
+    grpc::ClientContext ctx;
+    v1::StopContainerRequest req;
+    req.set_container_id(stubborn);
+    v1::StopContainerResponse resp;
+    EXPECT_TRUE(berthd_->runtime().StopContainer(&ctx, req, &resp).ok());
+  }
+  grpc::Status again = startContainer(stubborn);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // RemoveContainer twice is fine.
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext ctx;
+    v1::RemoveContainerRequest req;
+    req.set_container_id(stubborn);
+    v1::RemoveContainerResponse resp;
+    EXPECT_TRUE(berthd_->runtime().RemoveContainer(&ctx, req, &resp).ok());
+  }
+  grpc::ClientContext ctx;
+  v1::ContainerStatusRequest req;
+  req.set_container_id(stubborn);
+  v1::ContainerStatusResponse resp;
+  EXPECT_EQ(berthd_->runtime().ContainerStatus(&ctx, req, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(BerthdPodsTest, RestartAfterKill9AdoptsPodsAndReportsExitsThatHappenedMeanwhile) {
+  pull();
+  if (HasFatalFailure()) return;
+  v1::PodSandboxConfig config = podConfig("crash");
+  std::string pod = runPod(config);
+  ASSERT_FALSE(pod.empty());
+  std::string lives = createContainer(pod, config, "lives", "exec sleep 600");
+  std::string dies = createContainer(pod, config, "dies", "sleep 1; exit 3");
+  ASSERT_TRUE(startContainer(lives).ok());
+  ASSERT_TRUE(startContainer(dies).ok());
+
+  std::string dir = berthd_->dir();
+  berthd_->kill9();
+  berthd_.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // "dies" exits meanwhile
+  start(dir);
+  if (HasFatalFailure()) return;
+
+  EXPECT_EQ(podStatus(pod).state(), v1::SANDBOX_READY);
+  v1::ContainerStatus d = containerStatus(dies);
+  EXPECT_EQ(d.state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(d.exit_code(), 3);
+  EXPECT_EQ(containerStatus(lives).state(), v1::CONTAINER_RUNNING);
+  // The adopted pod still works: exec, and a new container.
+  EXPECT_EQ(execSync(lives, {"echo", "still here"}).stdout(), "still here\n");
+  std::string more = createContainer(pod, config, "more", "echo after restart");
+  ASSERT_TRUE(startContainer(more).ok());
+  EXPECT_EQ(waitExited(more).exit_code(), 0);
+  // And a container stopped now is reported by the new berthd's monitor.
+  {
+    grpc::ClientContext ctx;
+    v1::StopContainerRequest req;
+    req.set_container_id(lives);
+    req.set_timeout(5);
+    v1::StopContainerResponse resp;
+    ASSERT_TRUE(berthd_->runtime().StopContainer(&ctx, req, &resp).ok());
+  }
+  EXPECT_EQ(containerStatus(lives).state(), v1::CONTAINER_EXITED);
+}
+
+TEST_F(BerthdPodsTest, BadRequestsGetClearErrorsAndLeaveNothing) {
+  pull();
+  if (HasFatalFailure()) return;
+  {
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest req;  // no metadata
+    v1::RunPodSandboxResponse resp;
+    grpc::Status st = berthd_->runtime().RunPodSandbox(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), HasSubstr("metadata"));
+  }
+  v1::PodSandboxConfig config = podConfig("dup");
+  std::string pod = runPod(config);
+  ASSERT_FALSE(pod.empty());
+  {
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = config;
+    v1::RunPodSandboxResponse resp;
+    grpc::Status st = berthd_->runtime().RunPodSandbox(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
+  }
+  {
+    // A sysctl that is not namespaced fails the whole pod, which leaves nothing.
+    v1::PodSandboxConfig bad = podConfig("badsysctl");
+    (*bad.mutable_linux()->mutable_sysctls())["kernel.panic"] = "1";
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = bad;
+    v1::RunPodSandboxResponse resp;
+    grpc::Status st = berthd_->runtime().RunPodSandbox(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_THAT(st.error_message(), HasSubstr("kernel.panic"));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::CreateContainerRequest req;
+    req.set_pod_sandbox_id(pod);
+    req.mutable_config()->mutable_metadata()->set_name("x");
+    req.mutable_config()->mutable_image()->set_image("not-pulled:1");
+    v1::CreateContainerResponse resp;
+    grpc::Status st = berthd_->runtime().CreateContainer(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(st.error_message(), HasSubstr("pull it first"));
+  }
+  std::string c1 = createContainer(pod, config, "same", "true");
+  ASSERT_FALSE(c1.empty());
+  {
+    grpc::ClientContext ctx;
+    v1::CreateContainerRequest req;
+    req.set_pod_sandbox_id(pod);
+    req.mutable_config()->mutable_metadata()->set_name("same");
+    req.mutable_config()->mutable_image()->set_image(image());
+    v1::CreateContainerResponse resp;
+    grpc::Status st = berthd_->runtime().CreateContainer(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::ALREADY_EXISTS) << st.error_message();
+  }
+  // Only the one pod and one container exist; nothing of the failed calls is left.
+  grpc::ClientContext ctx;
+  v1::ListPodSandboxRequest req;
+  v1::ListPodSandboxResponse resp;
+  ASSERT_TRUE(berthd_->runtime().ListPodSandbox(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.items_size(), 1);
+  auto shims = fs::listSubdirs(berthd_->dir() + "/state/shims");
+  ASSERT_TRUE(shims.ok());
+  EXPECT_EQ(shims->size(), 1u);
+  auto bundles = fs::listSubdirs(berthd_->dir() + "/state/containers");
+  ASSERT_TRUE(bundles.ok());
+  EXPECT_EQ(bundles->size(), 1u);
+}
+
+}  // namespace
+}  // namespace berth::testing
