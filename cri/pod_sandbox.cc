@@ -165,6 +165,10 @@ StatusOr<std::string> PodManager::runPodSandbox(const v1::PodSandboxConfig& conf
   // 4. hostname, hosts, resolv.conf and the shm tmpfs.
   SandboxFilesOptions file_options;
   file_options.pod_ips = pod.ips;
+  char node_hostname[256] = {};
+  if (::gethostname(node_hostname, sizeof(node_hostname) - 1) == 0) {
+    file_options.node_hostname = node_hostname;
+  }
   file_options.host_hosts = options_.host_hosts;
   file_options.host_resolv_conf = options_.host_resolv_conf;
   auto files = buildSandboxFiles(config, file_options);

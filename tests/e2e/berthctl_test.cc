@@ -1,7 +1,7 @@
 // berthctl against a real berthd (its own root/state/socket) and Debian's
 // docker-registry on 127.0.0.1: version, info, runtime-config, pull, images, inspecti,
-// imagefsinfo, rmi, import into a running berthd's store, and the clean error for pod
-// RPCs berthd does not serve yet.
+// imagefsinfo, rmi, import into a running berthd's store, and a pod with a container
+// (runp, create, start, ps, pods, exec, logs, inspect, stopp, rmp).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/strings.h"
 #include "tests/e2e/berthd_process.h"
 #include "tests/fixtures/image_builder.h"
 #include "tests/fixtures/registry_fixture.h"
@@ -201,22 +202,54 @@ TEST_F(BerthctlTest, ImportIntoARunningBerthdsStore) {
 // berthd serves pods once the pod lifecycle lands (issue 6); until then berthctl's pod
 // and container commands must fail cleanly naming the RPC. Replace this with the full
 // lifecycle test (runp/create/start/logs/exec/stop/rm/rmp) when they are served.
-TEST_F(BerthctlTest, PodCommandsSayWhatBerthdDoesNotServeYet) {
-  ASSERT_TRUE(fs::writeFileAtomic(dir_ + "/pod.json", R"({
-    "metadata": {"name": "nginx-sandbox", "namespace": "default", "attempt": 1,
+// A host-network pod (no CNI, so the host's network is only shared, never changed)
+// with one container, driven through berthctl with crictl's config files.
+TEST_F(BerthctlTest, PodAndContainerLifecycle) {
+  ASSERT_EQ(ctl({"pull", ref()}).exit_code, 0);
+  ASSERT_TRUE(fs::writeFileAtomic(dir_ + "/pod.json", strCat(R"({
+    "metadata": {"name": "ctl-sandbox", "namespace": "default", "attempt": 1,
                  "uid": "hdishd83djaidwnduwk28bcsb"},
-    "log_directory": "/tmp", "linux": {}})").ok());
+    "log_directory": ")", dir_, R"(/logs",
+    "linux": {"cgroup_parent": "/berthctl-e2e-)", ::getpid(), R"(",
+              "security_context": {"namespace_options": {"network": 2}}}})")).ok());
+  ASSERT_TRUE(fs::writeFileAtomic(dir_ + "/container.json", strCat(R"({
+    "metadata": {"name": "echo"},
+    "image": {"image": ")", ref(), R"("},
+    "command": ["/bin/sh", "-c", "echo hello from berthctl; exec sleep 600"],
+    "log_path": "echo.log"})")).ok());
   CtlResult runp = ctl({"runp", dir_ + "/pod.json"});
-  EXPECT_EQ(runp.exit_code, 1);
-  EXPECT_THAT(runp.err, HasSubstr("does not implement RunPodSandbox yet"));
-  EXPECT_THAT(runp.err, HasSubstr("unix://" + berthd_->socket()));
-  EXPECT_EQ(runp.out, "");
+  ASSERT_EQ(runp.exit_code, 0) << runp.err;
+  std::string pod = std::string(trim(runp.out));
+  ASSERT_EQ(pod.size(), 64u) << runp.out;
+  CtlResult create = ctl({"create", pod, dir_ + "/container.json", dir_ + "/pod.json"});
+  ASSERT_EQ(create.exit_code, 0) << create.err;
+  std::string id = std::string(trim(create.out));
+  ASSERT_EQ(ctl({"start", id}).exit_code, 0);
+  CtlResult ps = ctl({"ps"});
+  EXPECT_EQ(ps.exit_code, 0);
+  EXPECT_THAT(ps.out, HasSubstr(id.substr(0, 13)));
+  EXPECT_THAT(ps.out, HasSubstr("Running"));
   CtlResult pods = ctl({"pods"});
-  EXPECT_EQ(pods.exit_code, 1);
-  EXPECT_THAT(pods.err, HasSubstr("does not implement ListPodSandbox yet"));
-  CtlResult ps = ctl({"ps", "-a"});
-  EXPECT_EQ(ps.exit_code, 1);
-  EXPECT_THAT(ps.err, HasSubstr("does not implement ListContainers yet"));
+  EXPECT_THAT(pods.out, HasSubstr("ctl-sandbox"));
+  EXPECT_THAT(pods.out, HasSubstr("Ready"));
+  CtlResult exec = ctl({"exec", id, "echo", "exec works"});
+  EXPECT_EQ(exec.exit_code, 0) << exec.err;
+  EXPECT_EQ(exec.out, "exec works\n");
+  std::string logs;
+  for (int i = 0; i < 50 && logs.find("hello") == std::string::npos; ++i) {
+    logs = ctl({"logs", id}).out;
+    if (logs.find("hello") == std::string::npos) ::usleep(100000);
+  }
+  EXPECT_EQ(logs, "hello from berthctl\n");
+  CtlResult inspect = ctl({"inspect", id});
+  EXPECT_EQ(inspect.exit_code, 0);
+  EXPECT_THAT(inspect.out, HasSubstr("CONTAINER_RUNNING"));
+  ASSERT_EQ(ctl({"stopp", pod}).exit_code, 0);
+  EXPECT_THAT(ctl({"ps", "-a"}).out, HasSubstr("Exited"));
+  ASSERT_EQ(ctl({"rmp", pod}).exit_code, 0);
+  EXPECT_EQ(ctl({"pods", "-q"}).out, "");
+  ::rmdir(strCat("/sys/fs/cgroup/berthctl-e2e-", ::getpid()).c_str());
+  ::rmdir(strCat("/sys/fs/cgroup/unified/berthctl-e2e-", ::getpid()).c_str());
   // And berthd keeps serving.
   EXPECT_EQ(ctl({"version"}).exit_code, 0);
 }

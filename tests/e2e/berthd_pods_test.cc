@@ -52,7 +52,13 @@ class BerthdPodsTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete registry;
     registry = nullptr;
+    // The suite's own cgroup parent (containers' cgroups below it are gone by now).
+    for (const char* root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+      ::rmdir(strCat(root, cgroupParent()).c_str());
+    }
   }
+  // Pods of this suite get their own cgroup parent, never the default one.
+  static std::string cgroupParent() { return strCat("/berth-e2e-", ::getpid()); }
 
   void SetUp() override {
     if (!setup_skip.empty()) GTEST_SKIP() << setup_skip;
@@ -119,6 +125,7 @@ class BerthdPodsTest : public ::testing::Test {
     dns->add_searches("cluster.local");
     dns->add_options("ndots:5");
     (*c.mutable_labels())["app"] = name;
+    c.mutable_linux()->set_cgroup_parent(cgroupParent());
     return c;
   }
 
@@ -506,6 +513,40 @@ TEST_F(BerthdPodsTest, BadRequestsGetClearErrorsAndLeaveNothing) {
   auto bundles = fs::listSubdirs(berthd_->dir() + "/state/containers");
   ASSERT_TRUE(bundles.ok());
   EXPECT_EQ(bundles->size(), 1u);
+}
+
+TEST_F(BerthdPodsTest, FailedNetworkSetupRollsBackEverything) {
+  // A second plugin that does not exist: bridge's ADD succeeds, then the chain fails,
+  // so berthd must undo the bridge attachment, the namespaces, the shim and the record.
+  ASSERT_TRUE(fs::writeFileAtomic(
+                  berthd_->dir() + "/net.d/10-bridge.conflist",
+                  strCat(R"({"cniVersion":"1.0.0","name":"e2e","plugins":[{"type":"bridge",)",
+                         R"("bridge":"e2e0","isGateway":true,"ipam":{"type":"host-local",)",
+                         R"("dataDir":")", berthd_->dir(), R"(/ipam","ranges":[[{"subnet":)",
+                         R"("10.77.0.0/24"}]]}},{"type":"no-such-plugin"}]})"))
+                  .ok());
+  grpc::ClientContext ctx;
+  v1::RunPodSandboxRequest req;
+  *req.mutable_config() = podConfig("broken");
+  v1::RunPodSandboxResponse resp;
+  grpc::Status st = berthd_->runtime().RunPodSandbox(&ctx, req, &resp);
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(st.error_message(), HasSubstr("no-such-plugin"));
+  EXPECT_THAT(mountsUnder(berthd_->dir()), ::testing::IsEmpty());
+  for (const char* sub : {"shims", "ns", "pods", "containers"}) {
+    auto dirs = fs::listSubdirs(berthd_->dir() + "/state/" + sub);
+    ASSERT_TRUE(dirs.ok()) << sub;
+    EXPECT_THAT(*dirs, ::testing::IsEmpty()) << sub;
+  }
+  auto leases = fs::listDir(berthd_->dir() + "/ipam/e2e");
+  if (leases.ok()) {
+    for (const auto& f : *leases) EXPECT_EQ(f.find("10.77.0."), std::string::npos) << f;
+  }
+  grpc::ClientContext ctx2;
+  v1::ListPodSandboxRequest list;
+  v1::ListPodSandboxResponse pods;
+  ASSERT_TRUE(berthd_->runtime().ListPodSandbox(&ctx2, list, &pods).ok());
+  EXPECT_EQ(pods.items_size(), 0);
 }
 
 }  // namespace
