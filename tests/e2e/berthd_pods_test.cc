@@ -10,7 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
+
+#include <grpcpp/generic/generic_stub.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -547,6 +551,129 @@ TEST_F(BerthdPodsTest, FailedNetworkSetupRollsBackEverything) {
   v1::ListPodSandboxResponse pods;
   ASSERT_TRUE(berthd_->runtime().ListPodSandbox(&ctx2, list, &pods).ok());
   EXPECT_EQ(pods.items_size(), 0);
+}
+
+TEST_F(BerthdPodsTest, ContainerEventsStreamCreateStartStopDelete) {
+  pull();
+  if (HasFatalFailure()) return;
+  grpc::ClientContext events_ctx;
+  v1::GetEventsRequest events_req;
+  auto reader = berthd_->runtime().GetContainerEvents(&events_ctx, events_req);
+  std::vector<v1::ContainerEventResponse> events;
+  std::thread collector([&] {
+    v1::ContainerEventResponse e;
+    while (reader->Read(&e)) events.push_back(e);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // subscribed
+  v1::PodSandboxConfig config = podConfig("events");
+  std::string pod = runPod(config);
+  std::string id = createContainer(pod, config, "short", "exit 0");
+  ASSERT_TRUE(startContainer(id).ok());
+  EXPECT_EQ(waitExited(id).exit_code(), 0);
+  {
+    grpc::ClientContext ctx;
+    v1::RemoveContainerRequest req;
+    req.set_container_id(id);
+    v1::RemoveContainerResponse resp;
+    ASSERT_TRUE(berthd_->runtime().RemoveContainer(&ctx, req, &resp).ok());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  events_ctx.TryCancel();
+  collector.join();
+  std::vector<v1::ContainerEventType> types;
+  for (const auto& e : events) {
+    EXPECT_EQ(e.container_id(), id);
+    EXPECT_EQ(e.pod_sandbox_status().id(), pod);
+    EXPECT_GT(e.created_at(), 0);
+    types.push_back(e.container_event_type());
+  }
+  EXPECT_THAT(types, ::testing::ElementsAre(v1::CONTAINER_CREATED_EVENT,
+                                            v1::CONTAINER_STARTED_EVENT,
+                                            v1::CONTAINER_STOPPED_EVENT,
+                                            v1::CONTAINER_DELETED_EVENT));
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events[2].containers_statuses(0).state(), v1::CONTAINER_EXITED);
+}
+
+// 100 malformed requests (undecodable bytes, missing and unknown IDs, wrong states)
+// all get errors, and berthd keeps serving.
+TEST_F(BerthdPodsTest, HundredMalformedRequestsGetErrorsAndBerthdKeepsServing) {
+  grpc::GenericStub generic(grpc::CreateChannel("unix://" + berthd_->socket(),
+                                                grpc::InsecureChannelCredentials()));
+  const char* methods[] = {"RunPodSandbox", "CreateContainer", "ExecSync", "PodSandboxStatus",
+                           "UpdateContainerResources"};
+  int errors = 0;
+  for (int i = 0; i < 100; ++i) {
+    grpc::Status st;
+    switch (i % 5) {
+      case 0: {  // bytes that are no protobuf message
+        std::string junk(16 + i, static_cast<char>(0xff));
+        grpc::Slice slice(junk);
+        grpc::ByteBuffer request(&slice, 1), response;
+        grpc::ClientContext ctx;
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        generic.UnaryCall(&ctx, strCat("/runtime.v1.RuntimeService/", methods[(i / 5) % 5]),
+                          grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+                            std::lock_guard<std::mutex> lock(mu);
+                            st = s;
+                            done = true;
+                            cv.notify_one();
+                          });
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return done; });
+        break;
+      }
+      case 1: {
+        grpc::ClientContext ctx;
+        v1::CreateContainerRequest req;  // no pod, no config
+        if (i % 2) req.set_pod_sandbox_id(strCat("nope", i));
+        v1::CreateContainerResponse resp;
+        st = berthd_->runtime().CreateContainer(&ctx, req, &resp);
+        break;
+      }
+      case 2: {
+        grpc::ClientContext ctx;
+        v1::ExecSyncRequest req;
+        req.set_container_id(i % 2 ? "" : "ffff");
+        v1::ExecSyncResponse resp;
+        st = berthd_->runtime().ExecSync(&ctx, req, &resp);
+        break;
+      }
+      case 3: {
+        grpc::ClientContext ctx;
+        v1::StartContainerRequest req;
+        req.set_container_id(strCat("missing-", i));
+        v1::StartContainerResponse resp;
+        st = berthd_->runtime().StartContainer(&ctx, req, &resp);
+        break;
+      }
+      default: {
+        grpc::ClientContext ctx;
+        v1::RunPodSandboxRequest req;
+        req.mutable_config()->mutable_metadata()->set_name(i % 2 ? "" : "x");
+        req.set_runtime_handler(i % 3 ? "no-such-handler" : "");
+        v1::RunPodSandboxResponse resp;
+        st = berthd_->runtime().RunPodSandbox(&ctx, req, &resp);
+        break;
+      }
+    }
+    EXPECT_FALSE(st.ok()) << i;
+    // gRPC itself rejects undecodable bytes (INTERNAL, no message); berthd's own
+    // errors say what is wrong.
+    if (i % 5 != 0) {
+      EXPECT_FALSE(st.error_message().empty()) << i;
+    }
+    if (!st.ok()) ++errors;
+  }
+  EXPECT_EQ(errors, 100);
+  grpc::ClientContext ctx;
+  v1::VersionRequest req;
+  v1::VersionResponse resp;
+  ASSERT_TRUE(berthd_->runtime().Version(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.runtime_name(), "berth");
+  EXPECT_EQ(::kill(berthd_->pid(), 0), 0);
 }
 
 }  // namespace
