@@ -553,6 +553,54 @@ TEST_F(BerthdPodsTest, FailedNetworkSetupRollsBackEverything) {
   EXPECT_EQ(pods.items_size(), 0);
 }
 
+TEST_F(BerthdPodsTest, LogRotationWithReopenContainerLog) {
+  pull();
+  if (HasFatalFailure()) return;
+  v1::PodSandboxConfig config = podConfig("logs");
+  std::string pod = runPod(config);
+  std::string id = createContainer(
+      pod, config, "ticker",
+      "i=0; while true; do i=$((i+1)); echo tick $i; echo err $i >&2; sleep 0.05; done");
+  ASSERT_TRUE(startContainer(id).ok());
+  std::string path = containerStatus(id).log_path();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);  // what kubelet does
+  {
+    grpc::ClientContext ctx;
+    v1::ReopenContainerLogRequest req;
+    req.set_container_id(id);
+    v1::ReopenContainerLogResponse resp;
+    grpc::Status st = berthd_->runtime().ReopenContainerLog(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto rotated = fs::readFile(path + ".1");
+  auto fresh = fs::readFile(path);
+  ASSERT_TRUE(rotated.ok() && fresh.ok());
+  EXPECT_THAT(*rotated, ::testing::ContainsRegex("Z stdout F tick 1\n"));
+  EXPECT_THAT(*rotated, ::testing::ContainsRegex("Z stderr F err 1\n"));
+  EXPECT_THAT(*fresh, ::testing::ContainsRegex("^[0-9T:.-]+Z std(out|err) F (tick|err) [0-9]+\n"));
+  // Every line is in exactly one of the two files, none lost across the reopen.
+  for (int i = 1; i <= 8; ++i) {
+    std::string line = strCat(" stdout F tick ", i, "\n");
+    EXPECT_NE((*rotated + *fresh).find(line), std::string::npos) << line;
+  }
+  // A container that is not running cannot reopen its log.
+  {
+    grpc::ClientContext ctx;
+    v1::StopContainerRequest req;
+    req.set_container_id(id);
+    v1::StopContainerResponse resp;
+    ASSERT_TRUE(berthd_->runtime().StopContainer(&ctx, req, &resp).ok());
+  }
+  grpc::ClientContext ctx;
+  v1::ReopenContainerLogRequest req;
+  req.set_container_id(id);
+  v1::ReopenContainerLogResponse resp;
+  EXPECT_EQ(berthd_->runtime().ReopenContainerLog(&ctx, req, &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
 TEST_F(BerthdPodsTest, ContainerEventsStreamCreateStartStopDelete) {
   pull();
   if (HasFatalFailure()) return;
