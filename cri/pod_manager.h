@@ -145,6 +145,20 @@ class PodManager {
   // Errors: NotFound, FailedPrecondition (not running).
   Status reopenContainerLog(const std::string& id);
 
+  // --- stats (pod_stats.cc) ---
+  // CPU (cumulative ns and the rate since the previous call for the same container),
+  // memory (usage, working set, anon, faults, available under a limit), writable layer
+  // (bytes, inodes of the container's snapshot). Counters the host's cgroup2 hierarchy
+  // lacks are left unset. Errors: NotFound.
+  StatusOr<runtime::v1::ContainerStats> containerStats(const std::string& id);
+  StatusOr<std::vector<runtime::v1::ContainerStats>> listContainerStats(
+      const runtime::v1::ContainerStatsFilter& filter);
+  // The pod's containers' stats, their sums, its process count and the network usage of
+  // its interfaces (except lo; eth0 is the default interface). Errors: NotFound.
+  StatusOr<runtime::v1::PodSandboxStats> podSandboxStats(const std::string& pod_id);
+  StatusOr<std::vector<runtime::v1::PodSandboxStats>> listPodSandboxStats(
+      const runtime::v1::PodSandboxStatsFilter& filter);
+
   // Container events for GetContainerEvents: a queue that receives every event from
   // now on until unsubscribe().
   std::shared_ptr<ContainerEventQueue> subscribeEvents();
@@ -195,6 +209,12 @@ class PodManager {
   StatusOr<ContainerRecord> freshContainer(const std::string& id);
 
   void emit(runtime::v1::ContainerEventType type, const ContainerRecord& c);
+
+  // usage_nano_cores for `key` from the previous sample (nullopt on the first).
+  std::optional<uint64_t> nanoCores(const std::string& key, std::optional<uint64_t> cpu_ns,
+                                    int64_t now);
+  std::mutex cpu_mu_;
+  std::map<std::string, std::pair<int64_t, uint64_t>> cpu_samples_;  // guarded by cpu_mu_
 
   // The exit monitor.
   void watchPod(const PodRecord& pod);

@@ -188,6 +188,46 @@ grpc::Status CriRuntimeService::ExecSync(grpc::ServerContext*, const v1::ExecSyn
   return grpc::Status::OK;
 }
 
+grpc::Status CriRuntimeService::ContainerStats(grpc::ServerContext*,
+                                               const v1::ContainerStatsRequest* request,
+                                               v1::ContainerStatsResponse* response) {
+  BERTH_NEED_PODS();
+  auto r = pods_->containerStats(request->container_id());
+  if (!r.ok()) return toGrpc(r.status());
+  *response->mutable_stats() = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::ListContainerStats(grpc::ServerContext*,
+                                                   const v1::ListContainerStatsRequest* request,
+                                                   v1::ListContainerStatsResponse* response) {
+  BERTH_NEED_PODS();
+  auto r = pods_->listContainerStats(request->filter());
+  if (!r.ok()) return toGrpc(r.status());
+  for (auto& s : *r) *response->add_stats() = std::move(s);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::PodSandboxStats(grpc::ServerContext*,
+                                                const v1::PodSandboxStatsRequest* request,
+                                                v1::PodSandboxStatsResponse* response) {
+  BERTH_NEED_PODS();
+  auto r = pods_->podSandboxStats(request->pod_sandbox_id());
+  if (!r.ok()) return toGrpc(r.status());
+  *response->mutable_stats() = std::move(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status CriRuntimeService::ListPodSandboxStats(grpc::ServerContext*,
+                                                    const v1::ListPodSandboxStatsRequest* request,
+                                                    v1::ListPodSandboxStatsResponse* response) {
+  BERTH_NEED_PODS();
+  auto r = pods_->listPodSandboxStats(request->filter());
+  if (!r.ok()) return toGrpc(r.status());
+  for (auto& s : *r) *response->add_stats() = std::move(s);
+  return grpc::Status::OK;
+}
+
 grpc::Status CriRuntimeService::UpdateRuntimeConfig(grpc::ServerContext*,
                                                     const v1::UpdateRuntimeConfigRequest*,
                                                     v1::UpdateRuntimeConfigResponse*) {

@@ -91,6 +91,18 @@ class CriRuntimeService : public runtime::v1::RuntimeService::Service {
   grpc::Status UpdateRuntimeConfig(grpc::ServerContext* context,
                     const runtime::v1::UpdateRuntimeConfigRequest* request,
                     runtime::v1::UpdateRuntimeConfigResponse* response) override;
+  grpc::Status ContainerStats(grpc::ServerContext* context,
+                    const runtime::v1::ContainerStatsRequest* request,
+                    runtime::v1::ContainerStatsResponse* response) override;
+  grpc::Status ListContainerStats(grpc::ServerContext* context,
+                    const runtime::v1::ListContainerStatsRequest* request,
+                    runtime::v1::ListContainerStatsResponse* response) override;
+  grpc::Status PodSandboxStats(grpc::ServerContext* context,
+                    const runtime::v1::PodSandboxStatsRequest* request,
+                    runtime::v1::PodSandboxStatsResponse* response) override;
+  grpc::Status ListPodSandboxStats(grpc::ServerContext* context,
+                    const runtime::v1::ListPodSandboxStatsRequest* request,
+                    runtime::v1::ListPodSandboxStatsResponse* response) override;
   grpc::Status GetContainerEvents(
       grpc::ServerContext* context, const runtime::v1::GetEventsRequest* request,
       grpc::ServerWriter<runtime::v1::ContainerEventResponse>* writer) override;

@@ -601,6 +601,67 @@ TEST_F(BerthdPodsTest, LogRotationWithReopenContainerLog) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+TEST_F(BerthdPodsTest, ContainerAndPodStats) {
+  pull();
+  if (HasFatalFailure()) return;
+  v1::PodSandboxConfig config = podConfig("stats");
+  std::string pod = runPod(config);
+  std::string id = createContainer(
+      pod, config, "busy",
+      "dd if=/dev/zero of=/tmp/filler bs=1024 count=2048 2>/dev/null; "
+      "while true; do i=$((i+1)); done");
+  ASSERT_TRUE(startContainer(id).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto stats = [&] {
+    grpc::ClientContext ctx;
+    v1::ContainerStatsRequest req;
+    req.set_container_id(id);
+    v1::ContainerStatsResponse resp;
+    grpc::Status st = berthd_->runtime().ContainerStats(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.stats();
+  };
+  v1::ContainerStats first = stats();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  v1::ContainerStats second = stats();
+  EXPECT_EQ(second.attributes().id(), id);
+  EXPECT_EQ(second.attributes().metadata().name(), "busy");
+  // cpu.stat exists on every cgroup2 hierarchy: a busy loop shows up as usage.
+  ASSERT_TRUE(second.cpu().has_usage_core_nano_seconds());
+  EXPECT_GT(second.cpu().usage_core_nano_seconds().value(),
+            first.cpu().usage_core_nano_seconds().value());
+  ASSERT_TRUE(second.cpu().has_usage_nano_cores());
+  EXPECT_GT(second.cpu().usage_nano_cores().value(), 100'000'000u);  // > 0.1 core
+  // The 2 MiB written to /tmp is in the writable layer.
+  EXPECT_GE(second.writable_layer().used_bytes().value(), 2u << 20);
+  EXPECT_GT(second.writable_layer().inodes_used().value(), 0u);
+  if (fs::exists("/sys/fs/cgroup/cgroup.controllers")) {  // pure cgroup v2 host
+    EXPECT_TRUE(second.memory().has_working_set_bytes());
+  }
+
+  grpc::ClientContext ctx;
+  v1::PodSandboxStatsRequest req;
+  req.set_pod_sandbox_id(pod);
+  v1::PodSandboxStatsResponse resp;
+  grpc::Status st = berthd_->runtime().PodSandboxStats(&ctx, req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const auto& linux = resp.stats().linux();
+  EXPECT_EQ(resp.stats().attributes().id(), pod);
+  ASSERT_EQ(linux.containers_size(), 1);
+  EXPECT_EQ(linux.network().default_interface().name(), "eth0");
+  EXPECT_GT(linux.network().default_interface().tx_bytes().value(), 0u);  // DAD/ARP at least
+  EXPECT_GE(linux.process().process_count().value(), 1u);
+  EXPECT_GT(linux.cpu().usage_core_nano_seconds().value(), 0u);
+
+  grpc::ClientContext ctx2;
+  v1::ListContainerStatsRequest list;
+  list.mutable_filter()->set_pod_sandbox_id(pod);
+  v1::ListContainerStatsResponse all;
+  ASSERT_TRUE(berthd_->runtime().ListContainerStats(&ctx2, list, &all).ok());
+  ASSERT_EQ(all.stats_size(), 1);
+  EXPECT_EQ(all.stats(0).attributes().id(), id);
+}
+
 TEST_F(BerthdPodsTest, ContainerEventsStreamCreateStartStopDelete) {
   pull();
   if (HasFatalFailure()) return;
