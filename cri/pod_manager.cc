@@ -16,6 +16,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/strings.h"
 #include "cri/container_spec.h"
 #include "cri/pod_manager_internal.h"
@@ -33,7 +34,9 @@ namespace v1 = ::runtime::v1;
 bool waitGone(pid_t pid, std::chrono::milliseconds timeout) {
   if (pid <= 0) return true;
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (::kill(pid, 0) == 0 || errno == EPERM) {
+  // A zombie is gone for us: shims are reparented to init (or a subreaper), which may
+  // reap late (seconds, on some inits).
+  while ((::kill(pid, 0) == 0 || errno == EPERM) && proc::state(pid) != 'Z') {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

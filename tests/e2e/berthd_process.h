@@ -23,6 +23,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include "common/fs.h"
 #include "cri/proto/api.grpc.pb.h"
