@@ -139,32 +139,34 @@ PodManager::~PodManager() {
   for (auto& q : event_queues_) q->close();
 }
 
-std::shared_ptr<std::mutex> PodManager::podLock(const std::string& pod_id) {
-  std::lock_guard<std::mutex> lock(locks_mu_);
-  auto& weak = pod_locks_[pod_id];
+namespace {
+
+// The mutex for `id` in `locks` (made on first use; entries whose mutex nobody holds
+// any more are pruned now and then). The caller holds the map's own lock.
+std::shared_ptr<std::mutex> lockFor(std::map<std::string, std::weak_ptr<std::mutex>>& locks,
+                                    const std::string& id) {
+  auto& weak = locks[id];
   auto strong = weak.lock();
   if (!strong) {
     strong = std::make_shared<std::mutex>();
     weak = strong;
   }
-  if (pod_locks_.size() > 256) {
-    std::erase_if(pod_locks_, [](const auto& kv) { return kv.second.expired(); });
+  if (locks.size() > 256) {
+    std::erase_if(locks, [](const auto& kv) { return kv.second.expired(); });
   }
   return strong;
 }
 
+}  // namespace
+
+std::shared_ptr<std::mutex> PodManager::podLock(const std::string& pod_id) {
+  std::lock_guard<std::mutex> lock(locks_mu_);
+  return lockFor(pod_locks_, pod_id);
+}
+
 std::shared_ptr<std::mutex> PodManager::containerLock(const std::string& id) {
   std::lock_guard<std::mutex> lock(locks_mu_);
-  auto& weak = container_locks_[id];
-  auto strong = weak.lock();
-  if (!strong) {
-    strong = std::make_shared<std::mutex>();
-    weak = strong;
-  }
-  if (container_locks_.size() > 256) {
-    std::erase_if(container_locks_, [](const auto& kv) { return kv.second.expired(); });
-  }
-  return strong;
+  return lockFor(container_locks_, id);
 }
 
 std::string PodManager::shimDir(const std::string& pod_id) const {

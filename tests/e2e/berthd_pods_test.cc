@@ -170,6 +170,39 @@ class BerthdPodsTest : public ::testing::Test {
     return berthd_->runtime().StartContainer(&ctx, req, &resp);
   }
 
+  grpc::Status stopContainer(const std::string& id, int64_t timeout = 0) {
+    grpc::ClientContext ctx;
+    v1::StopContainerRequest req;
+    req.set_container_id(id);
+    req.set_timeout(timeout);
+    v1::StopContainerResponse resp;
+    return berthd_->runtime().StopContainer(&ctx, req, &resp);
+  }
+
+  grpc::Status removeContainer(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::RemoveContainerRequest req;
+    req.set_container_id(id);
+    v1::RemoveContainerResponse resp;
+    return berthd_->runtime().RemoveContainer(&ctx, req, &resp);
+  }
+
+  grpc::Status stopPod(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::StopPodSandboxRequest req;
+    req.set_pod_sandbox_id(id);
+    v1::StopPodSandboxResponse resp;
+    return berthd_->runtime().StopPodSandbox(&ctx, req, &resp);
+  }
+
+  grpc::Status removePod(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::RemovePodSandboxRequest req;
+    req.set_pod_sandbox_id(id);
+    v1::RemovePodSandboxResponse resp;
+    return berthd_->runtime().RemovePodSandbox(&ctx, req, &resp);
+  }
+
   v1::ContainerStatus containerStatus(const std::string& id) {
     grpc::ClientContext ctx;
     v1::ContainerStatusRequest req;
@@ -324,22 +357,14 @@ TEST_F(BerthdPodsTest, TwoContainerPodServesHttpOverLocalhostAndToTheNode) {
 
   // Stop and remove: nothing stays mounted, the shim is gone.
   {
-    grpc::ClientContext ctx;
-    v1::StopPodSandboxRequest req;
-    req.set_pod_sandbox_id(pod);
-    v1::StopPodSandboxResponse resp;
-    grpc::Status st = berthd_->runtime().StopPodSandbox(&ctx, req, &resp);
+    grpc::Status st = stopPod(pod);
     ASSERT_TRUE(st.ok()) << st.error_message();
   }
   EXPECT_EQ(podStatus(pod).state(), v1::SANDBOX_NOTREADY);
   EXPECT_EQ(containerStatus(server).state(), v1::CONTAINER_EXITED);
   EXPECT_EQ(containerStatus(server).exit_code(), 137);
   {
-    grpc::ClientContext ctx;
-    v1::RemovePodSandboxRequest req;
-    req.set_pod_sandbox_id(pod);
-    v1::RemovePodSandboxResponse resp;
-    grpc::Status st = berthd_->runtime().RemovePodSandbox(&ctx, req, &resp);
+    grpc::Status st = removePod(pod);
     ASSERT_TRUE(st.ok()) << st.error_message();
   }
   EXPECT_THAT(mountsUnder(berthd_->dir()), ::testing::IsEmpty());
@@ -369,12 +394,7 @@ TEST_F(BerthdPodsTest, StopTimeoutEscalatesToSigkillAndExitReasons) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the trap is set
   auto t0 = std::chrono::steady_clock::now();
   {
-    grpc::ClientContext ctx;
-    v1::StopContainerRequest req;
-    req.set_container_id(stubborn);
-    req.set_timeout(1);
-    v1::StopContainerResponse resp;
-    grpc::Status st = berthd_->runtime().StopContainer(&ctx, req, &resp);
+    grpc::Status st = stopContainer(stubborn, 1);
     ASSERT_TRUE(st.ok()) << st.error_message();
   }
   auto took = std::chrono::steady_clock::now() - t0;
@@ -383,22 +403,12 @@ TEST_F(BerthdPodsTest, StopTimeoutEscalatesToSigkillAndExitReasons) {
   EXPECT_EQ(s.state(), v1::CONTAINER_EXITED);
   EXPECT_EQ(s.exit_code(), 137);
   // Stopping again is fine; starting an exited container is not.
-  {
-    grpc::ClientContext ctx;
-    v1::StopContainerRequest req;
-    req.set_container_id(stubborn);
-    v1::StopContainerResponse resp;
-    EXPECT_TRUE(berthd_->runtime().StopContainer(&ctx, req, &resp).ok());
-  }
+  EXPECT_TRUE(stopContainer(stubborn).ok());
   grpc::Status again = startContainer(stubborn);
   EXPECT_EQ(again.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   // RemoveContainer twice is fine.
   for (int i = 0; i < 2; ++i) {
-    grpc::ClientContext ctx;
-    v1::RemoveContainerRequest req;
-    req.set_container_id(stubborn);
-    v1::RemoveContainerResponse resp;
-    EXPECT_TRUE(berthd_->runtime().RemoveContainer(&ctx, req, &resp).ok());
+    EXPECT_TRUE(removeContainer(stubborn).ok());
   }
   grpc::ClientContext ctx;
   v1::ContainerStatusRequest req;
@@ -437,14 +447,7 @@ TEST_F(BerthdPodsTest, RestartAfterKill9AdoptsPodsAndReportsExitsThatHappenedMea
   ASSERT_TRUE(startContainer(more).ok());
   EXPECT_EQ(waitExited(more).exit_code(), 0);
   // And a container stopped now is reported by the new berthd's monitor.
-  {
-    grpc::ClientContext ctx;
-    v1::StopContainerRequest req;
-    req.set_container_id(lives);
-    req.set_timeout(5);
-    v1::StopContainerResponse resp;
-    ASSERT_TRUE(berthd_->runtime().StopContainer(&ctx, req, &resp).ok());
-  }
+  ASSERT_TRUE(stopContainer(lives, 5).ok());
   EXPECT_EQ(containerStatus(lives).state(), v1::CONTAINER_EXITED);
 }
 
@@ -586,13 +589,7 @@ TEST_F(BerthdPodsTest, LogRotationWithReopenContainerLog) {
     EXPECT_NE((*rotated + *fresh).find(line), std::string::npos) << line;
   }
   // A container that is not running cannot reopen its log.
-  {
-    grpc::ClientContext ctx;
-    v1::StopContainerRequest req;
-    req.set_container_id(id);
-    v1::StopContainerResponse resp;
-    ASSERT_TRUE(berthd_->runtime().StopContainer(&ctx, req, &resp).ok());
-  }
+  ASSERT_TRUE(stopContainer(id).ok());
   grpc::ClientContext ctx;
   v1::ReopenContainerLogRequest req;
   req.set_container_id(id);
@@ -680,11 +677,7 @@ TEST_F(BerthdPodsTest, ContainerEventsStreamCreateStartStopDelete) {
   ASSERT_TRUE(startContainer(id).ok());
   EXPECT_EQ(waitExited(id).exit_code(), 0);
   {
-    grpc::ClientContext ctx;
-    v1::RemoveContainerRequest req;
-    req.set_container_id(id);
-    v1::RemoveContainerResponse resp;
-    ASSERT_TRUE(berthd_->runtime().RemoveContainer(&ctx, req, &resp).ok());
+    ASSERT_TRUE(removeContainer(id).ok());
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   events_ctx.TryCancel();
