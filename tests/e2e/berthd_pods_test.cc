@@ -17,9 +17,11 @@
 #include <grpcpp/generic/generic_stub.h>
 
 #include <gmock/gmock.h>
+#include <nlohmann/json.hpp>
 #include <gtest/gtest.h>
 
 #include "common/fs.h"
+#include "common/proc.h"
 #include "common/strings.h"
 #include "tests/e2e/berthd_process.h"
 
@@ -340,8 +342,30 @@ TEST_F(BerthdPodsTest, TwoContainerPodServesHttpOverLocalhostAndToTheNode) {
   EXPECT_EQ(execSync(server, {"sh", "-c", "echo oops >&2; exit 3"}).exit_code(), 3);
 
   // Both containers share the pod's IPC namespace.
-  auto ipc1 = execSync(server, {"readlink", "/proc/self/ns/ipc"}).stdout();
-  EXPECT_FALSE(ipc1.empty());
+  std::string peer = createContainer(pod, config, "peer", "exec sleep 600");
+  ASSERT_TRUE(startContainer(peer).ok());
+  for (const char* ns : {"ipc", "net", "uts"}) {
+    std::string link = strCat("/proc/self/ns/", ns);
+    auto a = execSync(server, {"readlink", link}).stdout();
+    EXPECT_FALSE(a.empty());
+    EXPECT_EQ(a, execSync(peer, {"readlink", link}).stdout()) << ns;
+  }
+  // The pod's /dev/shm is one tmpfs for all its containers.
+  EXPECT_EQ(execSync(server, {"sh", "-c", "echo shared > /dev/shm/note"}).exit_code(), 0);
+  EXPECT_EQ(execSync(peer, {"cat", "/dev/shm/note"}).stdout(), "shared\n");
+  // The shim that owns the pod (for the cleanup check below).
+  int shim_pid = 0;
+  {
+    grpc::ClientContext ctx;
+    v1::PodSandboxStatusRequest req;
+    req.set_pod_sandbox_id(pod);
+    req.set_verbose(true);
+    v1::PodSandboxStatusResponse resp;
+    ASSERT_TRUE(berthd_->runtime().PodSandboxStatus(&ctx, req, &resp).ok());
+    auto info = nlohmann::json::parse(resp.info().at("info"));
+    shim_pid = info.value("shimPid", 0);
+  }
+  EXPECT_GT(shim_pid, 0);
 
   // ListContainers filters by pod and state.
   {
@@ -351,8 +375,7 @@ TEST_F(BerthdPodsTest, TwoContainerPodServesHttpOverLocalhostAndToTheNode) {
     req.mutable_filter()->mutable_state()->set_state(v1::CONTAINER_RUNNING);
     v1::ListContainersResponse resp;
     ASSERT_TRUE(berthd_->runtime().ListContainers(&ctx, req, &resp).ok());
-    ASSERT_EQ(resp.containers_size(), 1);
-    EXPECT_EQ(resp.containers(0).id(), server);
+    ASSERT_EQ(resp.containers_size(), 2);
   }
 
   // Stop and remove: nothing stays mounted, the shim is gone.
@@ -369,6 +392,12 @@ TEST_F(BerthdPodsTest, TwoContainerPodServesHttpOverLocalhostAndToTheNode) {
   }
   EXPECT_THAT(mountsUnder(berthd_->dir()), ::testing::IsEmpty());
   EXPECT_FALSE(fs::exists(berthd_->dir() + "/state/shims/" + pod));
+  EXPECT_NE(::kill(shim_pid, 0) == 0 && proc::state(shim_pid) != 'Z', true) << "shim lives on";
+  for (const std::string& id : {server, client, peer}) {
+    for (const char* root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+      EXPECT_FALSE(fs::exists(strCat(root, cgroupParent(), "/", id))) << root << " " << id;
+    }
+  }
   EXPECT_FALSE(fs::exists(berthd_->dir() + "/state/containers/" + server));
   // host-local released the address.
   auto leases = fs::listDir(berthd_->dir() + "/ipam/e2e");
