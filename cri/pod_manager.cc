@@ -14,6 +14,8 @@
 
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/proc.h"
@@ -48,6 +50,20 @@ Status unmountIfMounted(const std::string& path) {
     return lastErrnoError(strCat("unmount \"", path, "\""));
   }
   return absl::OkStatus();
+}
+
+Status removeNamespacesWithoutShim(const std::string& ns_dir, const std::string& shim_dir) {
+  // The shim recorded its pause process (pid + start time) in sandbox.json.
+  pid_t pause = 0;
+  uint64_t start_time = 0;
+  if (auto text = fs::readFile(fs::join(shim_dir, "sandbox.json")); text.ok()) {
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_object()) {
+      pause = j.value("pause_pid", 0);
+      start_time = j.value("pause_start_time", uint64_t{0});
+    }
+  }
+  return shim::removePodNamespaces(ns_dir, pause, start_time);
 }
 
 Status removePodDir(const std::string& dir) {
@@ -363,6 +379,12 @@ void PodManager::reconcileWithoutShim(const PodRecord& pod, ContainerRecord& c) 
     applyState(c, *exit);
     return;
   }
+  // The container's processes outlive a dead shim (reparented to init): kill them and
+  // drop the runtime's state, so "exited" is true and nothing runs unowned.
+  if (Status st = runtimeDelete(c.id); !st.ok()) {
+    log::get("berthd")->warn("container {}: cleaning up after its dead shim: {}",
+                             c.id.substr(0, 13), std::string(st.message()));
+  }
   c.state = v1::CONTAINER_EXITED;
   if (c.finished_at == 0) c.finished_at = nowNanos();
   c.exit_code = 255;
@@ -479,7 +501,7 @@ Status PodManager::recover() {
         }
         (void)fs::removeAll(dir);
       } else if (std::string(sub) == "ns") {
-        (void)shim::removePodNamespaces(dir);
+        (void)removeNamespacesWithoutShim(dir, shimDir(id));
       } else {
         (void)removePodDir(dir);
       }

@@ -16,6 +16,11 @@ namespace berth::cri {
 // Returns false on timeout. Used for shims, which are not berthd's children.
 bool waitGone(pid_t pid, std::chrono::milliseconds timeout);
 
+// Unpins a pod's namespaces when its shim is gone, killing the pause process the
+// shim recorded in <shim_dir>/sandbox.json (pid + start time, so a reused pid is
+// never hit). Idempotent.
+Status removeNamespacesWithoutShim(const std::string& ns_dir, const std::string& shim_dir);
+
 // Unmounts `dir`/shm (if mounted) and removes the pod's files dir. Idempotent.
 Status removePodDir(const std::string& dir);
 

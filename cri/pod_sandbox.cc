@@ -148,8 +148,8 @@ StatusOr<std::string> PodManager::runPodSandbox(const v1::PodSandboxConfig& conf
   for (const auto& [k, v] : config.linux().sysctls()) spec.sysctls[k] = v;
   auto pinned = client.createSandbox(spec);
   if (!pinned.ok()) return withContext(pinned.status(), ctx);
-  rollback.add([client, ns_dir = spec.ns_dir] {
-    if (!client.removeSandbox(ns_dir).ok()) (void)shim::removePodNamespaces(ns_dir);
+  rollback.add([client, ns_dir = spec.ns_dir, shim_dir = pod.shim_dir] {
+    if (!client.removeSandbox(ns_dir).ok()) (void)removeNamespacesWithoutShim(ns_dir, shim_dir);
   });
   pod.netns_path = host_network ? "" : pinned->net;
 
@@ -245,7 +245,7 @@ Status PodManager::stopPodLocked(PodRecord& pod) {
   }
   if (!first.ok()) return first;
   Status ns = shimClient(pod).removeSandbox(nsDir(pod.id));
-  if (!ns.ok()) keep(shim::removePodNamespaces(nsDir(pod.id)));
+  if (!ns.ok()) keep(removeNamespacesWithoutShim(nsDir(pod.id), pod.shim_dir));
   const std::string shm = fs::join(podDir(pod.id), "shm");
   if (::umount2(shm.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
     keep(lastErrnoError(strCat("unmount the shm of pod ", pod.id, " at \"", shm, "\"")));
