@@ -318,8 +318,12 @@ Result runOne(Daemon& d, const std::string& image, int pods) {
     r.phases.stop.push_back(ms(t1 - t0));
     r.phases.remove.push_back(ms(Clock::now() - t1));
   }
-  for (const char* root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
-    ::rmdir(strCat(root, d.cgroupParent()).c_str());
+  // The cgroup parent, in the v2 hierarchy and (runc on hybrid hosts) every v1 one.
+  ::rmdir(strCat("/sys/fs/cgroup", d.cgroupParent()).c_str());
+  if (auto roots = fs::listSubdirs("/sys/fs/cgroup"); roots.ok()) {
+    for (const std::string& root : *roots) {
+      ::rmdir(strCat("/sys/fs/cgroup/", root, d.cgroupParent()).c_str());
+    }
   }
   return r;
 }
