@@ -274,6 +274,7 @@ Status PodManager::removeContainerLocked(const PodRecord& pod, const ContainerRe
   RETURN_IF_ERROR_CTX(fs::removeAll(c.bundle), ctx);
   // The cgroup the runtime left (cgroupfs driver; berth-runtime delete removes it too).
   RETURN_IF_ERROR_CTX(store_->removeContainer(c.id), ctx);
+  cpu_rates_.forget(c.id);
   emit(v1::CONTAINER_DELETED_EVENT, c);
   return absl::OkStatus();
 }

@@ -87,18 +87,17 @@ StatusOr<SandboxFiles> buildSandboxFiles(const v1::PodSandboxConfig& config,
       config.linux().security_context().namespace_options().network() == v1::NODE;
   SandboxFiles files;
 
+  // An empty hostname means the node's, in every network mode (what containerd and
+  // CRI-O do; kubelet always sets one for ordinary pods).
   if (!config.hostname().empty()) {
     RETURN_IF_ERROR(checkHostname(config.hostname(), "PodSandboxConfig.hostname"));
     files.hostname = config.hostname();
-  } else if (host_network) {
+  } else {
     if (options.node_hostname.empty()) {
-      return invalidArgument("PodSandboxConfig.hostname: empty for a host-network pod and "
-                             "the node's hostname is unknown");
+      return invalidArgument("PodSandboxConfig.hostname is empty and the node's hostname is "
+                             "unknown; set the pod's hostname");
     }
     files.hostname = options.node_hostname;
-  } else {
-    RETURN_IF_ERROR(checkHostname(config.metadata().name(), "PodSandboxConfig.metadata.name"));
-    files.hostname = config.metadata().name();
   }
 
   if (host_network) {

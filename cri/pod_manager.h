@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "cni/runtime.h"
+#include "cri/container_stats.h"
 #include "common/status.h"
 #include "cri/pod_store.h"
 #include "cri/proto/api.pb.h"
@@ -211,10 +212,9 @@ class PodManager {
   void emit(runtime::v1::ContainerEventType type, const ContainerRecord& c);
 
   // usage_nano_cores for `key` from the previous sample (nullopt on the first).
-  std::optional<uint64_t> nanoCores(const std::string& key, std::optional<uint64_t> cpu_ns,
-                                    int64_t now);
-  std::mutex cpu_mu_;
-  std::map<std::string, std::pair<int64_t, uint64_t>> cpu_samples_;  // guarded by cpu_mu_
+  std::optional<uint64_t> nanoCores(const std::string& key,
+                                    const std::optional<CgroupUsage>& usage, int64_t now);
+  CpuRateTracker cpu_rates_;  // thread-safe
 
   // The exit monitor.
   void watchPod(const PodRecord& pod);

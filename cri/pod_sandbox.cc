@@ -137,10 +137,12 @@ StatusOr<std::string> PodManager::runPodSandbox(const v1::PodSandboxConfig& conf
     (void)fs::removeAll(dir);
   });
 
-  // 2. Namespaces, pinned under ns/<pod-id>.
+  // 2. Namespaces, pinned under ns/<pod-id>. A pod without a hostname gets the node's.
+  char node_hostname[256] = {};
+  (void)::gethostname(node_hostname, sizeof(node_hostname) - 1);
   shim::SandboxSpec spec;
   spec.ns_dir = nsDir(pod.id);
-  spec.hostname = config.hostname();
+  spec.hostname = config.hostname().empty() ? std::string(node_hostname) : config.hostname();
   spec.share_pid = ns.pid() == v1::POD;
   spec.host_network = host_network;
   spec.host_ipc = host_ipc;
@@ -165,10 +167,7 @@ StatusOr<std::string> PodManager::runPodSandbox(const v1::PodSandboxConfig& conf
   // 4. hostname, hosts, resolv.conf and the shm tmpfs.
   SandboxFilesOptions file_options;
   file_options.pod_ips = pod.ips;
-  char node_hostname[256] = {};
-  if (::gethostname(node_hostname, sizeof(node_hostname) - 1) == 0) {
-    file_options.node_hostname = node_hostname;
-  }
+  file_options.node_hostname = node_hostname;
   file_options.host_hosts = options_.host_hosts;
   file_options.host_resolv_conf = options_.host_resolv_conf;
   auto files = buildSandboxFiles(config, file_options);
@@ -295,6 +294,7 @@ Status PodManager::removePodSandbox(const std::string& pod_id) {
   RETURN_IF_ERROR_CTX(removePodDir(podDir(pod.id)), ctx);
   RETURN_IF_ERROR_CTX(fs::removeAll(pod.shim_dir), ctx);
   RETURN_IF_ERROR_CTX(store_->removePod(pod.id), ctx);
+  cpu_rates_.forget("pod/" + pod.id);
   log::get("berthd")->info("pod {} removed", pod.id.substr(0, 13));
   return absl::OkStatus();
 }

@@ -30,6 +30,7 @@ class PodFilesTest : public ::testing::Test {
             .ok());
     config_.mutable_metadata()->set_name("web-0");
     config_.mutable_metadata()->set_namespace_("shop");
+    config_.set_hostname("web-0");  // kubelet sets the pod's hostname
   }
   void TearDown() override { (void)fs::removeAll(dir_); }
 
@@ -120,9 +121,10 @@ TEST_F(PodFilesTest, NoDnsConfigCopiesTheNodesResolvConf) {
 }
 
 TEST_F(PodFilesTest, Hostname) {
+  config_.clear_hostname();
   auto files = buildSandboxFiles(config_, options_);
   ASSERT_TRUE(files.ok()) << files.status();
-  EXPECT_EQ(files->hostname, "web-0");  // the pod's name
+  EXPECT_EQ(files->hostname, "node-1");  // none given: the node's, as containerd does
 
   config_.set_hostname("web-0.web.shop");
   files = buildSandboxFiles(config_, options_);
