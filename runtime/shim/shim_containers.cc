@@ -521,8 +521,12 @@ Status Shim::execSync(const Json& params, const PendingReply& to) {
   RETURN_IF_ERROR_CTX(fs::writeFileAtomic(job.process_file, dumpJson(process), 0600,
                                           fs::Durability::kVolatile),
                       ctx);
+  // The runtime's own warnings go to the container's runtime.log, never into the exec'd
+  // process's stderr (kubelet probes and critest compare it); a failure to exec is
+  // still printed on stderr by the runtime as its final error.
   std::vector<std::string> argv = runtimeArgs(
-      {"exec", "--pid-file", job.pid_file, "--process", job.process_file, spec.id});
+      {"--log", fs::join(containerDir(spec.id), "runtime.log"), "--log-format", "json", "exec",
+       "--pid-file", job.pid_file, "--process", job.process_file, spec.id});
   ASSIGN_OR_RETURN(job.runtime_pid, withContext(spawnProcess(argv, -1, out_w.get(), err_w.get()), ctx));
   out_w.reset();
   err_w.reset();
