@@ -100,6 +100,11 @@ void ContainerEventQueue::push(v1::ContainerEventResponse event) {
   cv_.notify_one();
 }
 
+bool ContainerEventQueue::closed() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_ && events_.empty();
+}
+
 void ContainerEventQueue::close() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -247,6 +252,10 @@ Status PodManager::runtimeDelete(const std::string& id) const {
 std::shared_ptr<ContainerEventQueue> PodManager::subscribeEvents() {
   auto q = std::make_shared<ContainerEventQueue>();
   std::lock_guard<std::mutex> lock(events_mu_);
+  if (events_closed_) {
+    q->close();  // a stream that starts during shutdown ends at once
+    return q;
+  }
   event_queues_.push_back(q);
   return q;
 }
@@ -255,6 +264,12 @@ void PodManager::unsubscribeEvents(const std::shared_ptr<ContainerEventQueue>& q
   queue->close();
   std::lock_guard<std::mutex> lock(events_mu_);
   std::erase(event_queues_, queue);
+}
+
+void PodManager::closeEventStreams() {
+  std::lock_guard<std::mutex> lock(events_mu_);
+  events_closed_ = true;
+  for (auto& q : event_queues_) q->close();
 }
 
 void PodManager::emit(v1::ContainerEventType type, const ContainerRecord& c) {

@@ -73,6 +73,7 @@ class ContainerEventQueue {
   std::optional<runtime::v1::ContainerEventResponse> next(std::chrono::milliseconds timeout);
   void push(runtime::v1::ContainerEventResponse event);
   void close();
+  bool closed();
 
  private:
   std::mutex mu_;
@@ -164,6 +165,9 @@ class PodManager {
   // now on until unsubscribe().
   std::shared_ptr<ContainerEventQueue> subscribeEvents();
   void unsubscribeEvents(const std::shared_ptr<ContainerEventQueue>& queue);
+  // Closes every event queue (their GetContainerEvents streams end at once); for a
+  // daemon shutting down.
+  void closeEventStreams();
 
   // For stats: the records, the cgroup path of a container, its writable layer usage.
   StatusOr<PodRecord> pod(const std::string& id) const { return store_->getPod(id); }
@@ -234,6 +238,7 @@ class PodManager {
 
   std::mutex events_mu_;
   std::vector<std::shared_ptr<ContainerEventQueue>> event_queues_;  // guarded by events_mu_
+  bool events_closed_ = false;                                       // guarded by events_mu_
 
   std::mutex watch_mu_;
   std::map<std::string, shim::Subscription> watched_;  // guarded by watch_mu_

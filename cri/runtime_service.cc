@@ -240,7 +240,7 @@ grpc::Status CriRuntimeService::GetContainerEvents(
     grpc::ServerWriter<v1::ContainerEventResponse>* writer) {
   BERTH_NEED_PODS();
   auto queue = pods_->subscribeEvents();
-  while (!context->IsCancelled()) {
+  while (!context->IsCancelled() && !queue->closed()) {
     auto event = queue->next(std::chrono::milliseconds(500));
     if (!event) continue;
     if (!writer->Write(*event)) break;

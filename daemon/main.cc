@@ -197,6 +197,7 @@ int run(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   logger->info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (pods.ok()) (*pods)->closeEventStreams();  // event streams end now, not at the deadline
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
   ::unlink(config.listen.c_str());
