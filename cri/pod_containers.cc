@@ -22,37 +22,6 @@ namespace berth::cri {
 
 namespace v1 = ::runtime::v1;
 
-namespace {
-
-// The lowest oom_score_adj berthd may give a container: its own, when it is not
-// allowed to lower it (an unprivileged or restricted daemon), else none.
-std::optional<int> minOomScoreAdj() {
-  auto text = fs::readFile("/proc/self/oom_score_adj");
-  if (!text.ok()) return std::nullopt;
-  int own = std::atoi(std::string(trim(*text)).c_str());
-  if (::geteuid() == 0) return std::nullopt;
-  return own;
-}
-
-}  // namespace
-
-bool swapAvailable() {
-  // cgroup v2 memory.swap.max on the container's hierarchy, or v1 memsw accounting.
-  struct stat st;
-  return ::stat("/sys/fs/cgroup/memory.swap.max", &st) == 0 ||
-         ::stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", &st) == 0 ||
-         ::stat("/sys/fs/cgroup/unified/memory.swap.max", &st) == 0;
-}
-
-namespace {
-
-bool hostIsCgroupV2() {
-  struct stat st;
-  return ::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;
-}
-
-}  // namespace
-
 v1::ContainerStatus PodManager::containerStatusFromRecord(const ContainerRecord& c) const {
   v1::ContainerStatus s;
   s.set_id(c.id);
@@ -167,9 +136,9 @@ StatusOr<std::string> PodManager::createContainer(const std::string& pod_id,
   in.files.shm = fs::join(files, "shm");
   in.hostname = pod.config.hostname();
   in.cgroups_path = containerCgroupsPath(pod, rec.id);
-  in.cgroup_v2 = hostIsCgroupV2();
-  in.min_oom_score_adj = minOomScoreAdj();
-  in.swap_available = swapAvailable();
+  in.cgroup_v2 = host_.cgroup_v2;
+  in.min_oom_score_adj = host_.min_oom_score_adj;
+  in.swap_available = host_.swap_available;
   ASSIGN_OR_RETURN(in.user, withContext(resolveContainerUser(config, image_config.config, rootfs,
                                                              config.image().image()),
                                         ctx));
@@ -405,7 +374,7 @@ Status PodManager::updateContainerResources(const std::string& id,
   base.hugepageLimits.clear();
   base.unified.clear();
   ASSIGN_OR_RETURN(oci::Resources updated,
-                   withContext(convertResources(resources, swapAvailable(), base), ctx));
+                   withContext(convertResources(resources, host_.swap_available, base), ctx));
   if (options_.systemd_cgroup) {
     return unimplemented(ctx, ": the systemd cgroup driver cannot update resources yet; use "
                               "--cgroup-driver cgroupfs");

@@ -71,6 +71,31 @@ Status removePodDir(const std::string& dir) {
   return fs::removeAll(dir);
 }
 
+namespace {
+
+bool fileExists(const char* path) {
+  struct stat st;
+  return ::stat(path, &st) == 0;
+}
+
+}  // namespace
+
+PodManager::HostFacts PodManager::readHostFacts() {
+  HostFacts h;
+  h.cgroup_v2 = fileExists("/sys/fs/cgroup/cgroup.controllers");
+  // cgroup v2 memory.swap.max (pure or hybrid), or v1 memsw accounting.
+  h.swap_available = fileExists("/sys/fs/cgroup/memory.swap.max") ||
+                     fileExists("/sys/fs/cgroup/unified/memory.swap.max") ||
+                     fileExists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes");
+  // Without root berthd cannot lower oom_score_adj below its own.
+  if (::geteuid() != 0) {
+    if (auto text = fs::readFile("/proc/self/oom_score_adj"); text.ok()) {
+      h.min_oom_score_adj = std::atoi(std::string(trim(*text)).c_str());
+    }
+  }
+  return h;
+}
+
 int64_t nowNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -141,6 +166,7 @@ StatusOr<std::unique_ptr<PodManager>> PodManager::create(PodManagerOptions optio
   }
   RETURN_IF_ERROR(fs::mkdirAll(options.runtime_root, 0711));
   std::unique_ptr<PodManager> m(new PodManager(std::move(options), store, images, network));
+  m->host_ = readHostFacts();
   m->wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (m->wake_fd_ < 0) return lastErrnoError("pod manager: eventfd");
   m->monitor_ = std::thread([p = m.get()] { p->monitorLoop(); });

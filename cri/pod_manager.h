@@ -215,6 +215,20 @@ class PodManager {
 
   void emit(runtime::v1::ContainerEventType type, const ContainerRecord& c);
 
+  // One container's stats; `usage` (optional) receives its cgroup counters, so a pod's
+  // totals need no second read of the same files.
+  runtime::v1::ContainerStats containerStatsFor(const PodRecord& pod, const ContainerRecord& c,
+                                                std::optional<CgroupUsage>* usage);
+
+  // Facts about the host that every CreateContainer needs, read once at create().
+  struct HostFacts {
+    bool cgroup_v2 = false;                  // unified hierarchy at /sys/fs/cgroup
+    bool swap_available = false;             // memory limits can also cap swap
+    std::optional<int> min_oom_score_adj;    // berthd's own when it may not go lower
+  };
+  static HostFacts readHostFacts();
+  HostFacts host_;
+
   // usage_nano_cores for `key` from the previous sample (nullopt on the first).
   std::optional<uint64_t> nanoCores(const std::string& key,
                                     const std::optional<CgroupUsage>& usage, int64_t now);

@@ -27,9 +27,6 @@ Status removePodDir(const std::string& dir);
 // Unmounts whatever is mounted on `path` (lazily; "not mounted" is OK).
 Status unmountIfMounted(const std::string& path);
 
-// Whether memory limits can also cap swap on this host.
-bool swapAvailable();
-
 // The filter selecting the containers of one pod.
 inline ContainerFilter containersOf(const std::string& pod_id) {
   ContainerFilter f;

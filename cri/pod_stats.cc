@@ -35,9 +35,8 @@ std::optional<uint64_t> PodManager::nanoCores(const std::string& key,
   return cpu_rates_.update(key, *usage->cpu_usage_ns, now);
 }
 
-StatusOr<v1::ContainerStats> PodManager::containerStats(const std::string& id) {
-  ASSIGN_OR_RETURN(ContainerRecord c, store_->getContainer(id));
-  ASSIGN_OR_RETURN(PodRecord pod, store_->getPod(c.pod_id));
+v1::ContainerStats PodManager::containerStatsFor(const PodRecord& pod, const ContainerRecord& c,
+                                                std::optional<CgroupUsage>* usage) {
   ContainerStatsInput in;
   in.timestamp_ns = statsTimestampNow();
   in.attributes.set_id(c.id);
@@ -46,12 +45,19 @@ StatusOr<v1::ContainerStats> PodManager::containerStats(const std::string& id) {
   *in.attributes.mutable_annotations() = c.config.annotations();
   in.usage = containerUsage(containerCgroupsPath(pod, c.id), c);
   in.usage_nano_cores = nanoCores(c.id, in.usage, in.timestamp_ns);
-  if (auto usage = images_->snapshotter().usage(c.snapshot_key); usage.ok()) {
+  if (auto layer = images_->snapshotter().usage(c.snapshot_key); layer.ok()) {
     in.writable_layer = WritableLayerUsage{images_->snapshotter().root(),
-                                           static_cast<uint64_t>(usage->bytes),
-                                           static_cast<uint64_t>(usage->inodes)};
+                                           static_cast<uint64_t>(layer->bytes),
+                                           static_cast<uint64_t>(layer->inodes)};
   }
+  if (usage != nullptr) *usage = in.usage;
   return buildContainerStats(in);
+}
+
+StatusOr<v1::ContainerStats> PodManager::containerStats(const std::string& id) {
+  ASSIGN_OR_RETURN(ContainerRecord c, store_->getContainer(id));
+  ASSIGN_OR_RETURN(PodRecord pod, store_->getPod(c.pod_id));
+  return containerStatsFor(pod, c, nullptr);
 }
 
 StatusOr<std::vector<v1::ContainerStats>> PodManager::listContainerStats(
@@ -61,10 +67,16 @@ StatusOr<std::vector<v1::ContainerStats>> PodManager::listContainerStats(
   f.pod_id_prefix = filter.pod_sandbox_id();
   for (const auto& [k, v] : filter.label_selector()) f.labels.emplace_back(k, v);
   ASSIGN_OR_RETURN(auto records, store_->listContainers(f));
+  std::map<std::string, PodRecord> pods;  // each pod read once
   std::vector<v1::ContainerStats> out;
   for (const ContainerRecord& c : records) {
-    auto s = containerStats(c.id);
-    if (s.ok()) out.push_back(std::move(*s));  // removed meanwhile: skipped
+    auto it = pods.find(c.pod_id);
+    if (it == pods.end()) {
+      auto pod = store_->getPod(c.pod_id);
+      if (!pod.ok()) continue;  // removed meanwhile
+      it = pods.emplace(c.pod_id, std::move(*pod)).first;
+    }
+    out.push_back(containerStatsFor(it->second, c, nullptr));
   }
   return out;
 }
@@ -81,10 +93,9 @@ StatusOr<v1::PodSandboxStats> PodManager::podSandboxStats(const std::string& pod
   std::vector<CgroupUsage> usages;
   int net_pid = 0;
   for (const ContainerRecord& c : containers) {
-    auto cs = containerStats(c.id);
-    if (!cs.ok()) continue;  // removed meanwhile
-    in.containers.push_back(std::move(*cs));
-    if (auto usage = containerUsage(containerCgroupsPath(pod, c.id), c)) usages.push_back(*usage);
+    std::optional<CgroupUsage> usage;
+    in.containers.push_back(containerStatsFor(pod, c, &usage));  // cgroup files read once
+    if (usage) usages.push_back(*usage);
     if (net_pid == 0 && c.state == v1::CONTAINER_RUNNING) net_pid = containerPid(c);
   }
   // berth has no pod-level cgroup of its own: the pod is the sum of its containers.
