@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
+#include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,6 +28,18 @@ Status runInNetns(const std::string& netns_path, const std::function<Status()>& 
   });
   worker.join();
   return result;
+}
+
+StatusOr<UniqueFd> openNetns(const std::string& netns_path) {
+  UniqueFd ns(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns) return lastErrnoError(strCat("open network namespace \"", netns_path, "\""));
+  int type = ::ioctl(ns.get(), NS_GET_NSTYPE);
+  if (type != CLONE_NEWNET) {
+    return invalidArgument("\"", netns_path, "\" is not a network namespace (",
+                           type < 0 ? "not a namespace file" : "another namespace type",
+                           "); pass a /proc/<pid>/ns/net path or a bind mount of one");
+  }
+  return ns;
 }
 
 Status setLinkUp(std::string_view ifname) {

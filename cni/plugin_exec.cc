@@ -81,6 +81,11 @@ int cniErrorCode(const Status& status) {
   return std::atoi(std::string(*payload).c_str());
 }
 
+Status withCniErrorCode(Status status, int code) {
+  if (!status.ok()) status.SetPayload(kCniCodePayload, absl::Cord(std::to_string(code)));
+  return status;
+}
+
 Status pluginError(std::string_view type, std::string_view command, int code,
                    std::string_view msg, std::string_view details) {
   std::string text = strCat("CNI plugin \"", type, "\" ", command, " failed (code ", code, "): ", msg);

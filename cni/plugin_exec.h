@@ -40,6 +40,10 @@ enum ErrorCode : int {
 // 0 if the status carries none (OK, or the failure was not a plugin error object).
 int cniErrorCode(const Status& status);
 
+// Returns `status` carrying CNI error `code` (readable with cniErrorCode()); message and
+// absl code are kept. Plugins (cni/plugin/skel.h) use it to choose the code they report.
+Status withCniErrorCode(Status status, int code);
+
 // Maps a plugin error to a Status: code 1 FailedPrecondition, 2/4/6/7 InvalidArgument,
 // 3 NotFound, 5 Internal, 11/50/51 Unavailable, others Unknown. The message reads
 // `CNI plugin "<type>" <COMMAND> failed (code N): <msg>[: <details>]` and the code is
