@@ -1,0 +1,51 @@
+// Helpers shared by berth-bridge's operations (cni/bridge/bridge_*.cc). Not a public
+// interface.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cni/bridge/bridge_config.h"
+#include "cni/nat/firewall.h"
+#include "cni/result.h"
+#include "common/status.h"
+
+namespace berth::cni::bridge {
+
+// The network prefix of an address in CIDR form: "10.1.0.5/24" -> "10.1.0.0/24".
+// Errors: InvalidArgument naming the value.
+StatusOr<std::string> subnetOf(std::string_view cidr);
+
+// The first host address of the subnet of `cidr` ("10.1.0.5/24" -> "10.1.0.1"): the
+// gateway the reference plugins assume when IPAM names none.
+StatusOr<std::string> firstHostOf(std::string_view cidr);
+
+// The prefix length of `cidr` ("10.1.0.5/24" -> 24).
+int prefixLengthOf(std::string_view cidr);
+
+// The firewall for the configuration's backend ("" = nftables when usable).
+StatusOr<std::unique_ptr<nat::Firewall>> openFirewall(const BridgeConfig& config);
+
+// The configuration's port mappings in cni/nat's form.
+std::vector<nat::PortMapping> natPortMappings(const BridgeConfig& config);
+
+// Runs undo steps in reverse order unless commit() was called.
+class Rollback {
+ public:
+  Rollback() = default;
+  Rollback(const Rollback&) = delete;
+  Rollback& operator=(const Rollback&) = delete;
+  ~Rollback() {
+    if (committed_) return;
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
+  }
+  void add(std::function<void()> step) { steps_.push_back(std::move(step)); }
+  void commit() { committed_ = true; }
+
+ private:
+  std::vector<std::function<void()>> steps_;
+  bool committed_ = false;
+};
+
+}  // namespace berth::cni::bridge

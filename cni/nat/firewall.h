@@ -1,0 +1,84 @@
+// berth-bridge's NAT: per-network masquerade of pod traffic leaving the pod subnets and
+// per-attachment hostPort DNAT (CONVENTIONS.md "portMappings"), programmed through
+// libnftables into one table of ours, `inet berth-cni`:
+//
+//   chain masq-<network>   nat/postrouting  one rule set per network (not per pod):
+//                          saddr in the subnets, daddr outside them and the
+//                          nonMasqueradeCIDRs, not multicast -> masquerade
+//   chain prerouting       nat/prerouting   fib daddr type local -> jump hostports
+//   chain output           nat/output       fib daddr type local -> jump hostports
+//   chain hostports        per-attachment DNAT rules, comment "<net>/<id>/<ifname>"
+//   chain hostport-masq    nat/postrouting  hairpin: pod -> its own hostPort masqueraded
+//
+// ensureMasquerade() is one atomic batch that needs no read (add table, add chain, flush
+// chain, add rule), so ADD pays no listing; port mappings read the table only when an
+// attachment has hostPorts.
+//
+// Thread-safety: a Firewall is used by one thread; nftables batches are atomic, so
+// concurrent plugin processes never see half a rule set.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace berth::cni::nat {
+
+enum class Backend { kNftables, kIptables };
+
+struct PortMapping {
+  int host_port = 0;
+  int container_port = 0;
+  std::string protocol = "tcp";  // tcp, udp, sctp
+  std::string host_ip;           // "" = every local address
+};
+
+struct Attachment {
+  std::string network;
+  std::string container_id;
+  std::string ifname;
+};
+
+class Firewall {
+ public:
+  virtual ~Firewall() = default;
+
+  // The firewall of the calling thread's network namespace. nftables unless
+  // `preferred` says iptables. Errors: Unavailable when libnftables cannot program
+  // the kernel (no nf_tables), naming what failed; Unimplemented for iptables (not
+  // available in this build: use nftables).
+  static StatusOr<std::unique_ptr<Firewall>> open(std::optional<Backend> preferred = std::nullopt);
+
+  virtual Backend backend() const = 0;
+
+  // Masquerades traffic from `subnets` (CIDRs, either family) to destinations outside
+  // them and outside `keep` (other CIDRs reached without NAT, e.g. the cluster's pod
+  // CIDR), multicast excluded. Idempotent, atomic, no read. Errors: InvalidArgument for
+  // an unsafe network name or a bad CIDR; the nft error otherwise.
+  virtual Status ensureMasquerade(std::string_view network, const std::vector<std::string>& subnets,
+                                  const std::vector<std::string>& keep = {}) = 0;
+  // Removes the network's rule set; idempotent.
+  virtual Status removeMasquerade(std::string_view network) = 0;
+  // OK when the network's rule set exists and covers every subnet. Errors:
+  // FailedPrecondition naming the network and what is missing.
+  virtual Status checkMasquerade(std::string_view network, const std::vector<std::string>& subnets) = 0;
+
+  // hostPort -> pod_ip:containerPort for each mapping and pod IP of the mapping's
+  // family, plus hairpin masquerade. Replaces the attachment's earlier rules in the same
+  // batch. Errors: InvalidArgument (port 0/70000, protocol, bad IPs, names).
+  virtual Status addPortMappings(const Attachment& attachment, const std::vector<std::string>& pod_ips,
+                                 const std::vector<PortMapping>& mappings) = 0;
+  // Removes the attachment's hostPort rules; idempotent.
+  virtual Status removePortMappings(const Attachment& attachment) = 0;
+  // OK when every mapping has its DNAT rule. Errors: FailedPrecondition naming the port.
+  virtual Status checkPortMappings(const Attachment& attachment, const std::vector<std::string>& pod_ips,
+                                   const std::vector<PortMapping>& mappings) = 0;
+  // The attachments of `network` that have hostPort rules (for CNI GC).
+  virtual StatusOr<std::vector<Attachment>> portMappingAttachments(std::string_view network) = 0;
+};
+
+}  // namespace berth::cni::nat

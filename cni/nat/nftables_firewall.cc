@@ -1,0 +1,301 @@
+// The nftables backend of cni/nat/firewall.h, through libnftables' command interface
+// (each call one atomic batch).
+#include <nftables/libnftables.h>
+
+#include <arpa/inet.h>
+
+#include <cctype>
+#include <map>
+
+#include "cni/nat/firewall.h"
+
+namespace berth::cni::nat {
+namespace {
+
+constexpr char kTable[] = "inet berth-cni";
+
+bool isV6(std::string_view ip) { return ip.find(':') != std::string_view::npos; }
+
+// Names (network, container ID, ifname) end up inside quoted nft strings: allow only
+// what CNI allows them to be, so nothing can close the quote or inject syntax.
+Status checkName(std::string_view what, std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 64;
+  for (char c : name) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-');
+  }
+  if (!ok) {
+    return invalidArgument(what, " \"", name,
+                           "\" cannot be used in firewall rules: use 1 to 64 letters, digits, "
+                           "'_', '.' or '-'");
+  }
+  return absl::OkStatus();
+}
+
+Status checkCidr(std::string_view cidr) {
+  size_t slash = cidr.find('/');
+  std::string addr(cidr.substr(0, slash));
+  unsigned char buf[16];
+  bool ok = ::inet_pton(isV6(addr) ? AF_INET6 : AF_INET, addr.c_str(), buf) == 1;
+  if (ok && slash != std::string_view::npos) {
+    std::string len(cidr.substr(slash + 1));
+    ok = !len.empty() && len.size() <= 3 &&
+         std::all_of(len.begin(), len.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
+         std::atoi(len.c_str()) <= (isV6(addr) ? 128 : 32);
+  }
+  if (!ok) return invalidArgument("\"", cidr, "\" is not an address or CIDR");
+  return absl::OkStatus();
+}
+
+Status checkIp(std::string_view ip) {
+  if (ip.find('/') != std::string_view::npos) return invalidArgument("\"", ip, "\" is not an IP address");
+  return checkCidr(ip);
+}
+
+std::string masqChain(std::string_view network) { return strCat("masq-", network); }
+
+std::string tagOf(const Attachment& a) {
+  return strCat(a.network, "/", a.container_id, "/", a.ifname);
+}
+
+std::string setOf(const std::vector<std::string>& items) {
+  return strCat("{ ", joinStrings(items, ", "), " }");
+}
+
+// The base chains and jumps of the hostPort machinery; idempotent (flush + re-add).
+std::string hostPortSkeleton() {
+  return strCat(
+      "add table ", kTable, "\n",
+      "add chain ", kTable, " hostports\n",
+      "add chain ", kTable, " prerouting { type nat hook prerouting priority dstnat; }\n",
+      "flush chain ", kTable, " prerouting\n",
+      "add rule ", kTable, " prerouting fib daddr type local jump hostports\n",
+      "add chain ", kTable, " output { type nat hook output priority -100; }\n",
+      "flush chain ", kTable, " output\n",
+      "add rule ", kTable, " output fib daddr type local jump hostports\n",
+      "add chain ", kTable, " hostport-masq { type nat hook postrouting priority srcnat; }\n");
+}
+
+class NftablesFirewall : public Firewall {
+ public:
+  explicit NftablesFirewall(nft_ctx* ctx) : ctx_(ctx) {}
+  ~NftablesFirewall() override { nft_ctx_free(ctx_); }
+
+  Backend backend() const override { return Backend::kNftables; }
+
+  // Runs `cmds` as one batch. Errors: Internal with nft's message and `what`.
+  Status run(const std::string& cmds, std::string_view what) {
+    int rc = nft_run_cmd_from_buffer(ctx_, cmds.c_str());
+    if (rc != 0) {
+      std::string err = nft_ctx_get_error_buffer(ctx_);
+      while (!err.empty() && err.back() == '\n') err.pop_back();
+      return absl::InternalError(strCat(what, ": nftables: ", err));
+    }
+    return absl::OkStatus();
+  }
+
+  // The text listing (with handles) of `object`, "" when it does not exist.
+  StatusOr<std::string> list(const std::string& object) {
+    int rc = nft_run_cmd_from_buffer(ctx_, strCat("list ", object).c_str());
+    if (rc != 0) {
+      std::string err = nft_ctx_get_error_buffer(ctx_);
+      if (err.find("No such file or directory") != std::string::npos) return std::string();
+      return absl::InternalError(strCat("list ", object, ": nftables: ", err));
+    }
+    return std::string(nft_ctx_get_output_buffer(ctx_));
+  }
+
+  Status ensureMasquerade(std::string_view network, const std::vector<std::string>& subnets,
+                          const std::vector<std::string>& keep) override {
+    RETURN_IF_ERROR(checkName("network name", network));
+    std::vector<std::string> v4, v6, keep4, keep6;
+    for (const std::string& s : subnets) {
+      RETURN_IF_ERROR(checkCidr(s));
+      (isV6(s) ? v6 : v4).push_back(s);
+    }
+    for (const std::string& s : keep) {
+      RETURN_IF_ERROR(checkCidr(s));
+      (isV6(s) ? keep6 : keep4).push_back(s);
+    }
+    std::string chain = strCat(kTable, " ", masqChain(network));
+    std::string cmds = strCat("add table ", kTable, "\n",
+                              "add chain ", chain, " { type nat hook postrouting priority srcnat; }\n",
+                              "flush chain ", chain, "\n");
+    if (!v4.empty()) {
+      cmds += strCat("add rule ", chain, " ip saddr ", setOf(v4), " ip daddr != ", setOf(v4),
+                     keep4.empty() ? "" : strCat(" ip daddr != ", setOf(keep4)),
+                     " ip daddr != 224.0.0.0/4 masquerade\n");
+    }
+    if (!v6.empty()) {
+      cmds += strCat("add rule ", chain, " ip6 saddr ", setOf(v6), " ip6 daddr != ", setOf(v6),
+                     keep6.empty() ? "" : strCat(" ip6 daddr != ", setOf(keep6)),
+                     " ip6 daddr != ff00::/8 masquerade\n");
+    }
+    return run(cmds, strCat("masquerade rules of network \"", network, "\""));
+  }
+
+  Status removeMasquerade(std::string_view network) override {
+    RETURN_IF_ERROR(checkName("network name", network));
+    ASSIGN_OR_RETURN(std::string text, list(strCat("table ", kTable)));
+    if (text.find(strCat("chain ", masqChain(network), " {")) == std::string::npos) {
+      return absl::OkStatus();
+    }
+    return run(strCat("delete chain ", kTable, " ", masqChain(network), "\n"),
+               strCat("remove masquerade rules of network \"", network, "\""));
+  }
+
+  Status checkMasquerade(std::string_view network, const std::vector<std::string>& subnets) override {
+    RETURN_IF_ERROR(checkName("network name", network));
+    ASSIGN_OR_RETURN(std::string text, list(strCat("chain ", kTable, " ", masqChain(network))));
+    if (text.find("masquerade") == std::string::npos) {
+      return failedPrecondition("masquerade rules of network \"", network,
+                                "\" are missing (nftables chain ", masqChain(network), " in table ",
+                                kTable, ")");
+    }
+    for (const std::string& s : subnets) {
+      if (text.find(s) == std::string::npos) {
+        return failedPrecondition("masquerade rules of network \"", network, "\" do not cover ", s);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Handles of the attachment's rules per chain.
+  StatusOr<std::vector<std::pair<std::string, std::string>>> rulesOf(const std::string& tag) {
+    ASSIGN_OR_RETURN(std::string text, list(strCat("table ", kTable)));
+    std::vector<std::pair<std::string, std::string>> out;  // chain, handle
+    std::string chain;
+    std::string needle = strCat("comment \"", tag, "\"");
+    for (const std::string& raw : split(text, '\n')) {
+      std::string_view line = trim(raw);
+      if (line.rfind("chain ", 0) == 0) {
+        chain = std::string(line.substr(6, line.find(' ', 6) - 6));
+        continue;
+      }
+      if (line.find(needle) == std::string_view::npos) continue;
+      size_t h = line.rfind("# handle ");
+      if (h == std::string_view::npos) continue;
+      out.emplace_back(chain, std::string(line.substr(h + 9)));
+    }
+    return out;
+  }
+
+  Status checkAttachment(const Attachment& a) {
+    RETURN_IF_ERROR(checkName("network name", a.network));
+    RETURN_IF_ERROR(checkName("container ID", a.container_id));
+    RETURN_IF_ERROR(checkName("interface name", a.ifname));
+    return absl::OkStatus();
+  }
+
+  Status addPortMappings(const Attachment& a, const std::vector<std::string>& pod_ips,
+                         const std::vector<PortMapping>& mappings) override {
+    RETURN_IF_ERROR(checkAttachment(a));
+    for (const std::string& ip : pod_ips) RETURN_IF_ERROR(checkIp(ip));
+    for (const PortMapping& m : mappings) {
+      if (m.host_port < 1 || m.host_port > 65535 || m.container_port < 1 || m.container_port > 65535) {
+        return invalidArgument("port mapping ", m.host_port, " -> ", m.container_port,
+                               ": ports must be 1..65535");
+      }
+      if (m.protocol != "tcp" && m.protocol != "udp" && m.protocol != "sctp") {
+        return invalidArgument("port mapping ", m.host_port, ": protocol \"", m.protocol,
+                               "\" is not supported; use tcp, udp or sctp");
+      }
+      if (!m.host_ip.empty()) RETURN_IF_ERROR(checkIp(m.host_ip));
+    }
+    std::string tag = tagOf(a);
+    std::string cmds = hostPortSkeleton();
+    ASSIGN_OR_RETURN(auto existing, rulesOf(tag));
+    for (const auto& [chain, handle] : existing) {
+      cmds += strCat("delete rule ", kTable, " ", chain, " handle ", handle, "\n");
+    }
+    for (const PortMapping& m : mappings) {
+      for (const std::string& ip : pod_ips) {
+        bool v6 = isV6(ip);
+        if (!m.host_ip.empty() && isV6(m.host_ip) != v6) continue;
+        const char* fam = v6 ? "ip6" : "ip";
+        std::string match = m.host_ip.empty() ? strCat("meta nfproto ", v6 ? "ipv6" : "ipv4")
+                                              : strCat(fam, " daddr ", m.host_ip);
+        std::string to = v6 ? strCat("[", ip, "]:", m.container_port) : strCat(ip, ":", m.container_port);
+        cmds += strCat("add rule ", kTable, " hostports ", match, " ", m.protocol, " dport ",
+                       m.host_port, " dnat ", fam, " to ", to, " comment \"", tag, "\"\n");
+        cmds += strCat("add rule ", kTable, " hostport-masq ", fam, " saddr ", ip, " ", fam,
+                       " daddr ", ip, " ", m.protocol, " dport ", m.container_port,
+                       " masquerade comment \"", tag, "\"\n");
+      }
+    }
+    return run(cmds, strCat("hostPort rules of ", tag));
+  }
+
+  Status removePortMappings(const Attachment& a) override {
+    RETURN_IF_ERROR(checkAttachment(a));
+    std::string tag = tagOf(a);
+    ASSIGN_OR_RETURN(auto existing, rulesOf(tag));
+    if (existing.empty()) return absl::OkStatus();
+    std::string cmds;
+    for (const auto& [chain, handle] : existing) {
+      cmds += strCat("delete rule ", kTable, " ", chain, " handle ", handle, "\n");
+    }
+    return run(cmds, strCat("remove hostPort rules of ", tag));
+  }
+
+  Status checkPortMappings(const Attachment& a, const std::vector<std::string>& pod_ips,
+                           const std::vector<PortMapping>& mappings) override {
+    RETURN_IF_ERROR(checkAttachment(a));
+    ASSIGN_OR_RETURN(std::string text, list(strCat("chain ", kTable, " hostports")));
+    std::string needle = strCat("comment \"", tagOf(a), "\"");
+    for (const PortMapping& m : mappings) {
+      bool found = false;
+      for (const std::string& raw : split(text, '\n')) {
+        if (raw.find(needle) != std::string::npos &&
+            raw.find(strCat(m.protocol, " dport ", m.host_port, " ")) != std::string::npos) {
+          found = true;
+          break;
+        }
+      }
+      if (!found && !pod_ips.empty()) {
+        return failedPrecondition("hostPort ", m.host_port, "/", m.protocol, " of ", tagOf(a),
+                                  " has no DNAT rule");
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  StatusOr<std::vector<Attachment>> portMappingAttachments(std::string_view network) override {
+    RETURN_IF_ERROR(checkName("network name", network));
+    ASSIGN_OR_RETURN(std::string text, list(strCat("chain ", kTable, " hostports")));
+    std::map<std::string, Attachment> found;
+    std::string prefix = strCat("comment \"", network, "/");
+    for (const std::string& raw : split(text, '\n')) {
+      size_t at = raw.find(prefix);
+      if (at == std::string::npos) continue;
+      size_t start = at + 9;  // after `comment "`
+      size_t end = raw.find('"', start);
+      std::vector<std::string> parts = split(raw.substr(start, end - start), '/');
+      if (parts.size() != 3) continue;
+      found[raw.substr(start, end - start)] = Attachment{parts[0], parts[1], parts[2]};
+    }
+    std::vector<Attachment> out;
+    for (auto& [tag, a] : found) out.push_back(std::move(a));
+    return out;
+  }
+
+ private:
+  nft_ctx* ctx_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Firewall>> Firewall::open(std::optional<Backend> preferred) {
+  if (preferred && *preferred == Backend::kIptables) {
+    return absl::UnimplementedError(
+        "the iptables backend of berth-bridge is not available in this build; remove "
+        "\"ipMasqBackend\": \"iptables\" to use nftables");
+  }
+  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+  if (ctx == nullptr) return absl::UnavailableError("nftables: cannot create a libnftables context");
+  nft_ctx_buffer_output(ctx);
+  nft_ctx_buffer_error(ctx);
+  nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_HANDLE);
+  return std::unique_ptr<Firewall>(new NftablesFirewall(ctx));
+}
+
+}  // namespace berth::cni::nat
