@@ -25,7 +25,8 @@ constexpr Key kKeys[] = {
     {"root", false},          {"state", false},         {"listen", false},
     {"cni-conf-dir", false},  {"cni-bin-dir", true},    {"cgroup-driver", false},
     {"log-level", false},     {"registries-conf", false}, {"registry-certs-dir", false},
-    {"runtime", false},
+    {"runtime", false},       {"pod-cidr", true},       {"pod-cidr-file", false},
+    {"node-route", true},
 };
 
 std::string canonicalKey(std::string key) {
@@ -125,6 +126,14 @@ std::string* stringField(Config& c, const std::string& key) {
   if (key == "registries-conf") return &c.registries_conf;
   if (key == "registry-certs-dir") return &c.registry_certs_dir;
   if (key == "runtime") return &c.runtime;
+  if (key == "pod-cidr-file") return &c.pod_cidr_file;
+  return nullptr;
+}
+
+std::vector<std::string>* listField(Config& c, const std::string& key) {
+  if (key == "cni-bin-dir") return &c.cni_bin_dirs;
+  if (key == "pod-cidr") return &c.pod_cidrs;
+  if (key == "node-route") return &c.node_routes;
   return nullptr;
 }
 
@@ -165,10 +174,11 @@ Status applyConfigFile(const std::string& path, const std::vector<std::string>& 
       continue;  // the command line wins
     }
     if (known->list) {
+      std::vector<std::string>& field = *listField(config, key);
       if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
-        config.cni_bin_dirs = *list;
+        field = *list;
       } else {
-        config.cni_bin_dirs = {std::get<std::string>(value)};
+        field = {std::get<std::string>(value)};
       }
       continue;
     }
@@ -189,6 +199,7 @@ Status applyConfigFile(const std::string& path, const std::vector<std::string>& 
 
 Status finalize(Config& config) {
   if (config.listen.empty()) config.listen = fs::join(config.state, "berth.sock");
+  if (config.pod_cidr_file.empty()) config.pod_cidr_file = fs::join(config.state, "pod-cidr");
   struct PathKey {
     const char* name;
     const std::string* value;
@@ -197,6 +208,7 @@ Status finalize(Config& config) {
                            {"state", &config.state},
                            {"listen", &config.listen},
                            {"cni-conf-dir", &config.cni_conf_dir},
+                           {"pod-cidr-file", &config.pod_cidr_file},
                            {"registry-certs-dir", &config.registry_certs_dir}};
   for (const PathKey& p : paths) {
     if (p.value->empty() || (*p.value)[0] != '/') {

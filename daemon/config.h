@@ -13,6 +13,10 @@
 //   registries-conf      containers-registries.conf(5) file               (system default)
 //   registry-certs-dir   per-registry TLS files                           /etc/containers/certs.d
 //   runtime              OCI runtime binary of the default handler        berth-runtime next to berthd
+//   pod-cidr             this node's pod subnets (list; like Node spec.podCIDRs) []
+//   pod-cidr-file        where berthd writes pod-cidr for berth-ipam's podCIDRFile
+//                                                                        <state>/pod-cidr
+//   node-route           other nodes' pod subnets: "SUBNET via NODE_IP" (list) []
 //
 // Two berthd instances with different root, state and listen values do not share any
 // file, so tests and multi-node simulations can run several on one host.
@@ -40,6 +44,9 @@ struct Config {
   std::string registries_conf;
   std::string registry_certs_dir = "/etc/containers/certs.d";
   std::string runtime;  // "" -> berth-runtime beside the berthd binary
+  std::vector<std::string> pod_cidrs;    // this node's pod subnets, CIDR
+  std::string pod_cidr_file;             // "" -> <state>/pod-cidr (filled by finalize())
+  std::vector<std::string> node_routes;  // "10.244.1.0/24 via 192.168.0.2"
   std::string config_file;  // the file read, "" when none
 };
 

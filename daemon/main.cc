@@ -17,6 +17,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/sqlite.h"
+#include "cni/node_network.h"
 #include "cni/runtime.h"
 #include "common/unique_fd.h"
 #include "cri/image_service.h"
@@ -87,12 +88,17 @@ int run(int argc, char** argv) {
   app.add_option("--registry-certs-dir", config.registry_certs_dir, "per-registry TLS files")
       ->capture_default_str();
   app.add_option("--runtime", config.runtime, "OCI runtime of the default handler");
+  app.add_option("--pod-cidr", config.pod_cidrs, "this node's pod subnet (repeatable)");
+  app.add_option("--pod-cidr-file", config.pod_cidr_file,
+                 "where the pod subnets are written for berth-ipam (default <state>/pod-cidr)");
+  app.add_option("--node-route", config.node_routes,
+                 "another node's pod subnet: \"SUBNET via NODE_IP\" (repeatable)");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::string> set_by_flags;
   for (const char* name : {"root", "state", "listen", "cni-conf-dir", "cni-bin-dir",
                            "cgroup-driver", "log-level", "registries-conf", "registry-certs-dir",
-                           "runtime"}) {
+                           "runtime", "pod-cidr", "pod-cidr-file", "node-route"}) {
     if (app.count(std::string("--") + name) > 0) set_by_flags.emplace_back(name);
   }
   if (app.count("--cgroup-driver") > 0) {
@@ -134,6 +140,18 @@ int run(int argc, char** argv) {
   image_options.certs_dir = config.registry_certs_dir;
   auto images = image::ImageService::open(image_options, db->get());
   if (!images.ok()) return fail(images.status());
+
+  // The node side of the pod network: this node's pod subnets for berth-ipam
+  // (podCIDRFile) and one route per other node's pod subnet (host-gw).
+  auto node_routes = cni::parseNodeRoutes(config.node_routes);
+  if (!node_routes.ok()) return fail(node_routes.status());
+  if (Status st = cni::writePodCidrFile(config.pod_cidr_file, config.pod_cidrs); !st.ok()) {
+    return fail(st);
+  }
+  if (Status st = cni::reconcileNodeRoutes(*node_routes); !st.ok()) {
+    return fail(withContext(st, "set up routes to the other nodes' pod subnets (node-route)"));
+  }
+  if (!node_routes->empty()) logger->info("{} node route(s) in place", node_routes->size());
 
   cri::RuntimeInfo info;
   info.runtime_version = kVersion;

@@ -70,6 +70,19 @@ TEST_F(ConfigTest, YamlWorksAndFlagsWin) {
   EXPECT_THAT(c.cni_bin_dirs, ElementsAre("/usr/lib/cni"));
 }
 
+TEST_F(ConfigTest, PodNetworkKeys) {
+  std::string path = write("berth.toml",
+                           "pod_cidr = [\"10.244.0.0/24\", \"fd00:10:244::/64\"]\n"
+                           "node-route = [\"10.244.1.0/24 via 192.168.0.2\"]\n");
+  Config c;
+  c.state = "/run/berth-n0";
+  ASSERT_TRUE(applyConfigFile(path, {}, c).ok());
+  ASSERT_TRUE(finalize(c).ok());
+  EXPECT_THAT(c.pod_cidrs, ElementsAre("10.244.0.0/24", "fd00:10:244::/64"));
+  EXPECT_THAT(c.node_routes, ElementsAre("10.244.1.0/24 via 192.168.0.2"));
+  EXPECT_EQ(c.pod_cidr_file, "/run/berth-n0/pod-cidr");
+}
+
 TEST_F(ConfigTest, UnknownKeyIsNamedWithTheAcceptedOnes) {
   std::string path = write("berth.toml", "roots = \"/x\"\n");
   Config c;
