@@ -202,7 +202,7 @@ StatusOr<Result> bridgeAdd(const plugin::Request& request) {
   }
   nat::Attachment attachment{config.network, request.container_id, request.ifname};
   if (!config.port_mappings.empty()) {
-    RETURN_IF_ERROR(firewall->addPortMappings(attachment, pod_ips, natPortMappings(config)));
+    RETURN_IF_ERROR(firewall->addPortMappings(attachment, pod_ips, config.port_mappings));
     rollback.add([&firewall, attachment] { (void)firewall->removePortMappings(attachment); });
   }
 

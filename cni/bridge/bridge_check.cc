@@ -88,7 +88,7 @@ Status bridgeCheck(const plugin::Request& request) {
     if (!config.port_mappings.empty()) {
       RETURN_IF_ERROR(firewall->checkPortMappings(
           nat::Attachment{config.network, request.container_id, request.ifname}, expected_ips,
-          natPortMappings(config)));
+          config.port_mappings));
     }
   }
   return absl::OkStatus();

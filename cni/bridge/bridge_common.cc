@@ -77,17 +77,4 @@ StatusOr<std::unique_ptr<nat::Firewall>> openFirewall(const BridgeConfig& config
   return nat::Firewall::open(backend);
 }
 
-std::vector<nat::PortMapping> natPortMappings(const BridgeConfig& config) {
-  std::vector<nat::PortMapping> out;
-  for (const HostPortMapping& m : config.port_mappings) {
-    nat::PortMapping pm;
-    pm.host_port = m.host_port;
-    pm.container_port = m.container_port;
-    pm.protocol = m.protocol;
-    pm.host_ip = m.host_ip;
-    out.push_back(pm);
-  }
-  return out;
-}
-
 }  // namespace berth::cni::bridge

@@ -71,7 +71,7 @@ Status parsePortMappings(const Json& list, BridgeConfig& c) {
     const Json& m = list[i];
     std::string where = strCat("runtimeConfig.portMappings[", i, "]");
     if (!m.is_object()) return configError(strCat(where, " is not an object"));
-    HostPortMapping pm;
+    nat::PortMapping pm;
     auto port = [&](const char* key, int& out) -> Status {
       if (!m.contains(key) || !m[key].is_number_integer() || m[key].get<int64_t>() < 1 ||
           m[key].get<int64_t>() > 65535) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cni/nat/firewall.h"
 #include "cni/plugin/skel.h"
 #include "cni/result.h"
 #include "common/json.h"
@@ -29,14 +30,6 @@ inline constexpr char kDefaultBridge[] = "berth0";
 
 // The IPAM type served inside berth-bridge without executing another plugin.
 inline constexpr char kBuiltinIpam[] = "berth-ipam";
-
-// A hostPort → containerPort mapping (CONVENTIONS.md "portMappings" capability).
-struct HostPortMapping {
-  int host_port = 0;
-  int container_port = 0;
-  std::string protocol = "tcp";  // tcp, udp or sctp
-  std::string host_ip;           // "" = every local address
-};
 
 struct BridgeConfig {
   std::string network;      // "name"
@@ -56,7 +49,7 @@ struct BridgeConfig {
   bool macspoofchk = false;
   json::Json ipam;                  // the "ipam" object (may be null: no IPAM)
   std::string ipam_type;            // ipam.type ("" when there is no ipam)
-  std::vector<HostPortMapping> port_mappings;
+  std::vector<nat::PortMapping> port_mappings;  // runtimeConfig.portMappings
   std::string mac;                  // requested pod MAC ("" = kernel random)
   std::vector<std::string> requested_ips;  // requested pod IPs, no prefix length
   Dns dns;                          // "dns", copied into the result

@@ -27,9 +27,6 @@ int prefixLengthOf(std::string_view cidr);
 // The firewall for the configuration's backend ("" = nftables when usable).
 StatusOr<std::unique_ptr<nat::Firewall>> openFirewall(const BridgeConfig& config);
 
-// The configuration's port mappings in cni/nat's form.
-std::vector<nat::PortMapping> natPortMappings(const BridgeConfig& config);
-
 // Runs undo steps in reverse order unless commit() was called.
 class Rollback {
  public:

@@ -47,10 +47,9 @@ class Firewall {
  public:
   virtual ~Firewall() = default;
 
-  // The firewall of the calling thread's network namespace. nftables unless
-  // `preferred` says iptables. Errors: Unavailable when libnftables cannot program
-  // the kernel (no nf_tables), naming what failed; Unimplemented for iptables (not
-  // available in this build: use nftables).
+  // The firewall of the calling thread's network namespace: nftables unless
+  // `preferred` says iptables (cni/nat/iptables_firewall.cc: iptables-save/-restore
+  // from PATH). Errors: Unavailable when libnftables cannot be set up.
   static StatusOr<std::unique_ptr<Firewall>> open(std::optional<Backend> preferred = std::nullopt);
 
   virtual Backend backend() const = 0;

@@ -8,54 +8,14 @@
 #include <map>
 
 #include "cni/nat/firewall.h"
+#include "cni/nat/firewall_internal.h"
 
 namespace berth::cni::nat {
 namespace {
 
 constexpr char kTable[] = "inet berth-cni";
 
-bool isV6(std::string_view ip) { return ip.find(':') != std::string_view::npos; }
-
-// Names (network, container ID, ifname) end up inside quoted nft strings: allow only
-// what CNI allows them to be, so nothing can close the quote or inject syntax.
-Status checkName(std::string_view what, std::string_view name) {
-  bool ok = !name.empty() && name.size() <= 64;
-  for (char c : name) {
-    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-');
-  }
-  if (!ok) {
-    return invalidArgument(what, " \"", name,
-                           "\" cannot be used in firewall rules: use 1 to 64 letters, digits, "
-                           "'_', '.' or '-'");
-  }
-  return absl::OkStatus();
-}
-
-Status checkCidr(std::string_view cidr) {
-  size_t slash = cidr.find('/');
-  std::string addr(cidr.substr(0, slash));
-  unsigned char buf[16];
-  bool ok = ::inet_pton(isV6(addr) ? AF_INET6 : AF_INET, addr.c_str(), buf) == 1;
-  if (ok && slash != std::string_view::npos) {
-    std::string len(cidr.substr(slash + 1));
-    ok = !len.empty() && len.size() <= 3 &&
-         std::all_of(len.begin(), len.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
-         std::atoi(len.c_str()) <= (isV6(addr) ? 128 : 32);
-  }
-  if (!ok) return invalidArgument("\"", cidr, "\" is not an address or CIDR");
-  return absl::OkStatus();
-}
-
-Status checkIp(std::string_view ip) {
-  if (ip.find('/') != std::string_view::npos) return invalidArgument("\"", ip, "\" is not an IP address");
-  return checkCidr(ip);
-}
-
 std::string masqChain(std::string_view network) { return strCat("masq-", network); }
-
-std::string tagOf(const Attachment& a) {
-  return strCat(a.network, "/", a.container_id, "/", a.ifname);
-}
 
 std::string setOf(const std::vector<std::string>& items) {
   return strCat("{ ", joinStrings(items, ", "), " }");
@@ -185,28 +145,10 @@ class NftablesFirewall : public Firewall {
     return out;
   }
 
-  Status checkAttachment(const Attachment& a) {
-    RETURN_IF_ERROR(checkName("network name", a.network));
-    RETURN_IF_ERROR(checkName("container ID", a.container_id));
-    RETURN_IF_ERROR(checkName("interface name", a.ifname));
-    return absl::OkStatus();
-  }
-
   Status addPortMappings(const Attachment& a, const std::vector<std::string>& pod_ips,
                          const std::vector<PortMapping>& mappings) override {
     RETURN_IF_ERROR(checkAttachment(a));
-    for (const std::string& ip : pod_ips) RETURN_IF_ERROR(checkIp(ip));
-    for (const PortMapping& m : mappings) {
-      if (m.host_port < 1 || m.host_port > 65535 || m.container_port < 1 || m.container_port > 65535) {
-        return invalidArgument("port mapping ", m.host_port, " -> ", m.container_port,
-                               ": ports must be 1..65535");
-      }
-      if (m.protocol != "tcp" && m.protocol != "udp" && m.protocol != "sctp") {
-        return invalidArgument("port mapping ", m.host_port, ": protocol \"", m.protocol,
-                               "\" is not supported; use tcp, udp or sctp");
-      }
-      if (!m.host_ip.empty()) RETURN_IF_ERROR(checkIp(m.host_ip));
-    }
+    RETURN_IF_ERROR(checkPortMappingInput(pod_ips, mappings));
     std::string tag = tagOf(a);
     ASSIGN_OR_RETURN(std::string table, list(strCat("table ", kTable)));
     // The base chains are made once (a batch that flushes costs every later close an
@@ -273,15 +215,9 @@ class NftablesFirewall : public Firewall {
     RETURN_IF_ERROR(checkName("network name", network));
     ASSIGN_OR_RETURN(std::string text, list(strCat("chain ", kTable, " hostports")));
     std::map<std::string, Attachment> found;
-    std::string prefix = strCat("comment \"", network, "/");
     for (const std::string& raw : split(text, '\n')) {
-      size_t at = raw.find(prefix);
-      if (at == std::string::npos) continue;
-      size_t start = at + 9;  // after `comment "`
-      size_t end = raw.find('"', start);
-      std::vector<std::string> parts = split(raw.substr(start, end - start), '/');
-      if (parts.size() != 3) continue;
-      found[raw.substr(start, end - start)] = Attachment{parts[0], parts[1], parts[2]};
+      auto a = attachmentInComment(raw, network);
+      if (a) found[tagOf(*a)] = *a;
     }
     std::vector<Attachment> out;
     for (auto& [tag, a] : found) out.push_back(std::move(a));
@@ -294,14 +230,12 @@ class NftablesFirewall : public Firewall {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Firewall>> Firewall::open(std::optional<Backend> preferred) {
-  if (preferred && *preferred == Backend::kIptables) {
-    return absl::UnimplementedError(
-        "the iptables backend of berth-bridge is not available in this build; remove "
-        "\"ipMasqBackend\": \"iptables\" to use nftables");
-  }
+StatusOr<std::unique_ptr<Firewall>> newNftablesFirewall() {
   nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-  if (ctx == nullptr) return absl::UnavailableError("nftables: cannot create a libnftables context");
+  if (ctx == nullptr) {
+    return absl::UnavailableError("nftables: cannot create a libnftables context; set "
+                                  "\"ipMasqBackend\": \"iptables\" to use iptables");
+  }
   nft_ctx_buffer_output(ctx);
   nft_ctx_buffer_error(ctx);
   nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_HANDLE);

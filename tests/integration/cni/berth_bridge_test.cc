@@ -458,6 +458,43 @@ TEST_F(BerthBridgePrivileged, BuiltInHostPortReachableFromNode) {
   EXPECT_TRUE((*firewall)->portMappingAttachments(kNetwork)->empty());
 }
 
+TEST_F(BerthBridgePrivileged, IptablesBackendMasqueradesAndMapsHostPorts) {
+  if (!runShell("iptables-save -t nat")) GTEST_SKIP() << "iptables unusable here";
+  useConfig(pluginConf(Json(), {{"ipMasqBackend", "iptables"},
+                                {"capabilities", {{"portMappings", true}}}}));
+  auto a = startPod("poda", {{18084, 5000, "tcp", ""}});
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto rules = runShell("iptables-save -t nat");
+  ASSERT_TRUE(rules.has_value());
+  EXPECT_THAT(*rules, HasSubstr("-j BERTH-MASQ-"));
+  EXPECT_THAT(*rules, HasSubstr("--dport 18084"));
+  UniqueFd listener;
+  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&]() -> Status {
+                ASSIGN_OR_RETURN(listener, listenTcp(5000));
+                return Status();
+              }).ok());
+  Status sent = connectAndSend(kGateway, 18084, "via iptables hostPort");
+  ASSERT_TRUE(sent.ok()) << sent;
+  auto got = acceptAndRead(listener.get());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(rt_->check(spec("poda")).ok());
+  // A second pod finds the rules in place and leaves one rule set for the network.
+  ASSERT_TRUE(startPod("podb").ok());
+  rules = runShell("iptables-save -t nat");
+  size_t first = rules->find("-j MASQUERADE\n-A BERTH-MASQ");
+  EXPECT_EQ(first, std::string::npos);
+  auto firewall = nat::Firewall::open(nat::Backend::kIptables);
+  ASSERT_TRUE(firewall.ok());
+  EXPECT_EQ((*firewall)->portMappingAttachments(kNetwork)->size(), 1u);
+  ASSERT_TRUE((*firewall)->removeMasquerade(kNetwork).ok());
+  Status check = rt_->check(spec("poda"));
+  ASSERT_FALSE(check.ok());
+  EXPECT_THAT(check.message(), HasSubstr("masquerade"));
+  ASSERT_TRUE(rt_->tearDown(spec("poda")).ok());
+  rules = runShell("iptables-save -t nat");
+  EXPECT_THAT(*rules, ::testing::Not(HasSubstr("--dport 18084")));
+}
+
 TEST_F(BerthBridgePrivileged, MasqueradesTrafficLeavingThePodSubnet) {
   // An "outside" netns on a veth from the node: 192.0.2.1 (node) <-> 192.0.2.2 (ext).
   ASSERT_TRUE(createNetns(netnsPath("ext")).ok());

@@ -1,0 +1,309 @@
+// The iptables backend of cni/nat/firewall.h, for nodes whose kernel or policy rules
+// out nftables ("ipMasqBackend": "iptables"). There is no iptables library, so this
+// backend runs iptables-save / iptables-restore (and the ip6tables pair) from PATH —
+// Debian's default `iptables` is the nf_tables flavour, `update-alternatives` picks
+// legacy. Chains of ours in the nat table:
+//
+//   BERTH-MASQ-<8 hex>     per network (hash of its name): RETURN for the pod subnets,
+//                          kept CIDRs and multicast, then MASQUERADE; jumped to from
+//                          POSTROUTING for each pod subnet (comment "berth-cni masq <net>")
+//   BERTH-HOSTPORTS        per-attachment DNAT rules (comment "<net>/<id>/<ifname>"),
+//                          jumped to from PREROUTING and OUTPUT for local destinations
+//   BERTH-HOSTPORT-MASQ    hairpin masquerade, jumped to from POSTROUTING
+//
+// Like the nftables backend it reads first and writes only what is missing; every write
+// is one iptables-restore --noflush transaction.
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
+#include <map>
+
+#include "cni/nat/firewall.h"
+#include "cni/nat/firewall_internal.h"
+#include "common/unique_fd.h"
+
+extern char** environ;
+
+namespace berth::cni::nat {
+namespace {
+
+constexpr char kHostPorts[] = "BERTH-HOSTPORTS";
+constexpr char kHostPortMasq[] = "BERTH-HOSTPORT-MASQ";
+
+// Runs `argv` (searched in PATH) with `input` on stdin; returns stdout. Errors: the
+// exit status and stderr.
+StatusOr<std::string> runTool(const std::vector<std::string>& argv, const std::string& input) {
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    return lastErrnoError("pipe");
+  }
+  UniqueFd in_r(in[0]), in_w(in[1]), out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in_r.get(), 0);
+  posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    return errnoError(rc, strCat("run ", argv[0], " (install the iptables package, or use the "
+                                 "nftables backend)"));
+  }
+  in_r.reset();
+  out_w.reset();
+  err_w.reset();
+  size_t done = 0;
+  while (done < input.size()) {
+    ssize_t n = ::write(in_w.get(), input.data() + done, input.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  in_w.reset();
+  std::string stdout_text, stderr_text;
+  pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+  int open_fds = 2;
+  char buf[8192];
+  while (open_fds > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? stdout_text : stderr_text).append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  int ws = 0;
+  while (::waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+    while (!stderr_text.empty() && stderr_text.back() == '\n') stderr_text.pop_back();
+    return absl::InternalError(strCat(argv[0], " failed (status ", WIFEXITED(ws) ? WEXITSTATUS(ws) : -1,
+                                      "): ", stderr_text));
+  }
+  return stdout_text;
+}
+
+std::string masqChain(std::string_view network) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : network) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%08x", h);
+  return strCat("BERTH-MASQ-", buf);
+}
+
+class IptablesFirewall : public Firewall {
+ public:
+  Backend backend() const override { return Backend::kIptables; }
+
+  static const char* restoreTool(bool v6) { return v6 ? "ip6tables-restore" : "iptables-restore"; }
+  static const char* saveTool(bool v6) { return v6 ? "ip6tables-save" : "iptables-save"; }
+
+  StatusOr<std::string> save(bool v6) { return runTool({saveTool(v6), "-t", "nat"}, ""); }
+  Status restore(bool v6, const std::string& rules, std::string_view what) {
+    return withContext(runTool({restoreTool(v6), "-w", "5", "--noflush"}, rules).status(), what);
+  }
+
+  Status ensureMasquerade(std::string_view network, const std::vector<std::string>& subnets,
+                          const std::vector<std::string>& keep) override {
+    RETURN_IF_ERROR(checkName("network name", network));
+    for (const std::string& s : subnets) RETURN_IF_ERROR(checkCidr(s));
+    for (const std::string& s : keep) RETURN_IF_ERROR(checkCidr(s));
+    std::string chain = masqChain(network);
+    std::string comment = strCat("berth-cni masq ", network);
+    for (bool v6 : {false, true}) {
+      std::vector<std::string> mine, kept;
+      for (const std::string& s : subnets) if (isV6(s) == v6) mine.push_back(s);
+      for (const std::string& s : keep) if (isV6(s) == v6) kept.push_back(s);
+      if (mine.empty()) continue;
+      ASSIGN_OR_RETURN(std::string current, save(v6));
+      bool covered = current.find(strCat("-A ", chain, " -j MASQUERADE")) != std::string::npos;
+      for (const std::string& s : mine) {
+        covered = covered && current.find(strCat("-A POSTROUTING -s ", s)) != std::string::npos;
+      }
+      if (covered) continue;
+      std::string rules = strCat("*nat\n:", chain, " - [0:0]\n");  // declared = flushed
+      for (const std::string& line : split(current, '\n')) {
+        if (line.rfind("-A POSTROUTING ", 0) == 0 &&
+            line.find(strCat("\"", comment, "\"")) != std::string::npos) {
+          rules += "-D" + line.substr(2) + "\n";
+        }
+      }
+      for (const std::string& d : mine) rules += strCat("-A ", chain, " -d ", d, " -j RETURN\n");
+      for (const std::string& d : kept) rules += strCat("-A ", chain, " -d ", d, " -j RETURN\n");
+      rules += strCat("-A ", chain, " -d ", v6 ? "ff00::/8" : "224.0.0.0/4", " -j RETURN\n");
+      rules += strCat("-A ", chain, " -j MASQUERADE\n");
+      for (const std::string& s : mine) {
+        rules += strCat("-A POSTROUTING -s ", s, " -m comment --comment \"", comment, "\" -j ", chain, "\n");
+      }
+      rules += "COMMIT\n";
+      RETURN_IF_ERROR(restore(v6, rules, strCat("masquerade rules of network \"", network, "\"")));
+    }
+    return absl::OkStatus();
+  }
+
+  Status removeMasquerade(std::string_view network) override {
+    RETURN_IF_ERROR(checkName("network name", network));
+    std::string chain = masqChain(network);
+    for (bool v6 : {false, true}) {
+      ASSIGN_OR_RETURN(std::string current, save(v6));
+      if (current.find(strCat(":", chain, " ")) == std::string::npos) continue;
+      std::string rules = "*nat\n";
+      for (const std::string& line : split(current, '\n')) {
+        if (line.rfind("-A POSTROUTING ", 0) == 0 && line.find(strCat("-j ", chain)) != std::string::npos) {
+          rules += "-D" + line.substr(2) + "\n";
+        }
+      }
+      rules += strCat("-F ", chain, "\n-X ", chain, "\nCOMMIT\n");
+      RETURN_IF_ERROR(restore(v6, rules, strCat("remove masquerade rules of network \"", network, "\"")));
+    }
+    return absl::OkStatus();
+  }
+
+  Status checkMasquerade(std::string_view network, const std::vector<std::string>& subnets) override {
+    RETURN_IF_ERROR(checkName("network name", network));
+    std::string chain = masqChain(network);
+    for (bool v6 : {false, true}) {
+      std::vector<std::string> mine;
+      for (const std::string& s : subnets) if (isV6(s) == v6) mine.push_back(s);
+      if (mine.empty()) continue;
+      ASSIGN_OR_RETURN(std::string current, save(v6));
+      if (current.find(strCat("-A ", chain, " -j MASQUERADE")) == std::string::npos) {
+        return failedPrecondition("masquerade rules of network \"", network,
+                                  "\" are missing (iptables nat chain ", chain, ")");
+      }
+      for (const std::string& s : mine) {
+        if (current.find(strCat("-A POSTROUTING -s ", s)) == std::string::npos) {
+          return failedPrecondition("masquerade rules of network \"", network, "\" do not cover ", s);
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Deletions of the attachment's rules in `current` (iptables-save output).
+  static std::string deletionsOf(const std::string& current, const std::string& tag) {
+    std::string out;
+    for (const std::string& line : split(current, '\n')) {
+      if (line.rfind("-A BERTH-HOSTPORT", 0) == 0 &&
+          line.find(strCat("--comment \"", tag, "\"")) != std::string::npos) {
+        out += "-D" + line.substr(2) + "\n";
+      }
+    }
+    return out;
+  }
+
+  Status addPortMappings(const Attachment& a, const std::vector<std::string>& pod_ips,
+                         const std::vector<PortMapping>& mappings) override {
+    RETURN_IF_ERROR(checkAttachment(a));
+    RETURN_IF_ERROR(checkPortMappingInput(pod_ips, mappings));
+    std::string tag = tagOf(a);
+    for (bool v6 : {false, true}) {
+      std::vector<std::string> ips;
+      for (const std::string& ip : pod_ips) if (isV6(ip) == v6) ips.push_back(ip);
+      if (ips.empty()) continue;
+      ASSIGN_OR_RETURN(std::string current, save(v6));
+      std::string rules = "*nat\n";
+      if (current.find(strCat(":", kHostPorts, " ")) == std::string::npos) {
+        rules += strCat(":", kHostPorts, " - [0:0]\n:", kHostPortMasq, " - [0:0]\n",
+                        "-A PREROUTING -m addrtype --dst-type LOCAL -j ", kHostPorts, "\n",
+                        "-A OUTPUT -m addrtype --dst-type LOCAL -j ", kHostPorts, "\n",
+                        "-A POSTROUTING -j ", kHostPortMasq, "\n");
+      }
+      rules += deletionsOf(current, tag);
+      for (const PortMapping& m : mappings) {
+        if (!m.host_ip.empty() && isV6(m.host_ip) != v6) continue;
+        for (const std::string& ip : ips) {
+          std::string to = v6 ? strCat("[", ip, "]:", m.container_port) : strCat(ip, ":", m.container_port);
+          rules += strCat("-A ", kHostPorts, m.host_ip.empty() ? "" : strCat(" -d ", m.host_ip), " -p ",
+                          m.protocol, " -m ", m.protocol, " --dport ", m.host_port,
+                          " -m comment --comment \"", tag, "\" -j DNAT --to-destination ", to, "\n");
+          rules += strCat("-A ", kHostPortMasq, " -s ", ip, " -d ", ip, " -p ", m.protocol, " -m ",
+                          m.protocol, " --dport ", m.container_port, " -m comment --comment \"", tag,
+                          "\" -j MASQUERADE\n");
+        }
+      }
+      rules += "COMMIT\n";
+      RETURN_IF_ERROR(restore(v6, rules, strCat("hostPort rules of ", tag)));
+    }
+    return absl::OkStatus();
+  }
+
+  Status removePortMappings(const Attachment& a) override {
+    RETURN_IF_ERROR(checkAttachment(a));
+    for (bool v6 : {false, true}) {
+      ASSIGN_OR_RETURN(std::string current, save(v6));
+      std::string deletions = deletionsOf(current, tagOf(a));
+      if (deletions.empty()) continue;
+      RETURN_IF_ERROR(restore(v6, "*nat\n" + deletions + "COMMIT\n",
+                              strCat("remove hostPort rules of ", tagOf(a))));
+    }
+    return absl::OkStatus();
+  }
+
+  Status checkPortMappings(const Attachment& a, const std::vector<std::string>& pod_ips,
+                           const std::vector<PortMapping>& mappings) override {
+    RETURN_IF_ERROR(checkAttachment(a));
+    for (bool v6 : {false, true}) {
+      bool any = false;
+      for (const std::string& ip : pod_ips) any = any || isV6(ip) == v6;
+      if (!any) continue;
+      ASSIGN_OR_RETURN(std::string current, save(v6));
+      for (const PortMapping& m : mappings) {
+        if (!m.host_ip.empty() && isV6(m.host_ip) != v6) continue;
+        bool found = false;
+        for (const std::string& line : split(current, '\n')) {
+          found = found || (line.find(strCat("--comment \"", tagOf(a), "\"")) != std::string::npos &&
+                            line.find(strCat("--dport ", m.host_port, " ")) != std::string::npos &&
+                            line.rfind(strCat("-A ", kHostPorts, " "), 0) == 0);
+        }
+        if (!found) {
+          return failedPrecondition("hostPort ", m.host_port, "/", m.protocol, " of ", tagOf(a),
+                                    " has no DNAT rule");
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  StatusOr<std::vector<Attachment>> portMappingAttachments(std::string_view network) override {
+    RETURN_IF_ERROR(checkName("network name", network));
+    std::map<std::string, Attachment> found;
+    for (bool v6 : {false, true}) {
+      ASSIGN_OR_RETURN(std::string current, save(v6));
+      for (const std::string& line : split(current, '\n')) {
+        if (line.rfind(strCat("-A ", kHostPorts, " "), 0) != 0) continue;
+        auto a = attachmentInComment(line, network);
+        if (a) found[tagOf(*a)] = *a;
+      }
+    }
+    std::vector<Attachment> out;
+    for (auto& [tag, a] : found) out.push_back(a);
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Firewall> newIptablesFirewall() { return std::make_unique<IptablesFirewall>(); }
+
+}  // namespace berth::cni::nat
