@@ -45,6 +45,7 @@ Status nlError(int err, std::string_view what) {
     case NLE_PERM:
     case NLE_NOACCESS: return absl::PermissionDeniedError(text);
     case NLE_BUSY: return absl::FailedPreconditionError(text);
+    case NLE_OPNOTSUPP: return absl::UnimplementedError(text);
     default: return absl::InternalError(text);
   }
 }
@@ -234,7 +235,12 @@ StatusOr<LinkInfo> RouteSocket::ensureBridge(const BridgeSpec& spec) {
     nla_put_u8(msg.get(), IFLA_BR_VLAN_FILTERING, 1);
     nla_nest_end(msg.get(), data);
     nla_nest_end(msg.get(), info);
-    RETURN_IF_ERROR(sendAndAck(sock_, msg.get(), strCat("turn on VLAN filtering on \"", spec.name, "\"")));
+    Status st = sendAndAck(sock_, msg.get(), strCat("turn on VLAN filtering on \"", spec.name, "\""));
+    if (absl::IsUnimplemented(st)) {
+      return failedPrecondition(st.message(), "; this kernel has no bridge VLAN filtering "
+                                "(CONFIG_BRIDGE_VLAN_FILTERING): remove \"vlan\" from the network config");
+    }
+    RETURN_IF_ERROR(st);
   }
   if (spec.mtu && existing->mtu != spec.mtu) RETURN_IF_ERROR(setMtu(existing->index, spec.mtu));
   if (spec.promisc != existing->promisc) RETURN_IF_ERROR(setPromisc(existing->index, spec.promisc));

@@ -495,6 +495,69 @@ TEST_F(BerthBridgePrivileged, IptablesBackendMasqueradesAndMapsHostPorts) {
   EXPECT_THAT(*rules, ::testing::Not(HasSubstr("--dport 18084")));
 }
 
+TEST_F(BerthBridgePrivileged, MtuPromiscRequestedMacAndIpApply) {
+  useConfig(pluginConf(Json(), {{"mtu", 1400}, {"promiscMode", true},
+                                {"capabilities", {{"mac", true}, {"ips", true}}}}));
+  ASSERT_TRUE(createNetns(netnsPath("poda")).ok());
+  pods_.push_back("poda");
+  AttachmentSpec s = spec("poda");
+  s.ips = {"10.88.9.77"};
+  s.extra_capabilities["mac"] = "0a:58:0a:58:09:4d";
+  auto a = rt_->setUp(s);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->sandboxIps("eth0"), std::vector<std::string>{"10.88.9.77"});
+  EXPECT_EQ(a->interfaces[2].mac, "0a:58:0a:58:09:4d");
+  std::string host = bridge::hostVethName("poda", "eth0");
+  auto br = runShell(std::string("ip -d link show ") + kBridge);
+  ASSERT_TRUE(br.has_value());
+  EXPECT_THAT(*br, HasSubstr("PROMISC"));
+  auto veth = runShell("ip link show " + host);
+  ASSERT_TRUE(veth.has_value());
+  EXPECT_THAT(*veth, HasSubstr("mtu 1400"));
+  std::optional<std::string> pod;
+  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&] {
+                pod = runShell("ip link show eth0");
+                return Status();
+              }).ok());
+  ASSERT_TRUE(pod.has_value());
+  EXPECT_THAT(*pod, HasSubstr("mtu 1400"));
+  EXPECT_TRUE(rt_->check(s).ok());
+}
+
+TEST_F(BerthBridgePrivileged, VlanPutsThePortInTheVlanOrSaysTheKernelCannot) {
+  bool kernel_has_vlans =
+      runShell("ip link add btvlantest type bridge && ip link set btvlantest type bridge "
+               "vlan_filtering 1").has_value();
+  (void)runShell("ip link del btvlantest");
+  useConfig(pluginConf(Json(), {{"vlan", 100}}));
+  auto a = startPod("poda");
+  if (!kernel_has_vlans) {
+    ASSERT_FALSE(a.ok());
+    EXPECT_THAT(a.status().message(), HasSubstr("CONFIG_BRIDGE_VLAN_FILTERING"));
+    EXPECT_TRUE(hostVeths().empty());
+    GTEST_SKIP() << "this kernel has no bridge VLAN filtering; checked the error instead";
+  }
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto vlans = runShell("bridge vlan show dev " + bridge::hostVethName("poda", "eth0"));
+  ASSERT_TRUE(vlans.has_value());
+  EXPECT_THAT(*vlans, HasSubstr("100 PVID"));
+}
+
+TEST_F(BerthBridgePrivileged, BerthIpamExecutableServesTheReferenceBridge) {
+  if (!fs::exists(strCat(kRefPluginDir, "/bridge"))) GTEST_SKIP() << "no reference bridge";
+  Json reference = {{"type", "bridge"}, {"bridge", kBridge}, {"isGateway", true},
+                    {"ipam", builtinIpam()}};
+  useConfig(reference, {}, "1.0.0");
+  auto a = startPod("poda");
+  ASSERT_TRUE(a.ok()) << a.status();
+  std::string ip = a->sandboxIps("eth0").at(0);
+  EXPECT_THAT(ip, StartsWith("10.88.9."));
+  EXPECT_TRUE(allocated(ip));
+  EXPECT_TRUE(rt_->check(spec("poda")).ok());
+  ASSERT_TRUE(rt_->tearDown(spec("poda")).ok());
+  EXPECT_FALSE(allocated(ip));
+}
+
 TEST_F(BerthBridgePrivileged, MasqueradesTrafficLeavingThePodSubnet) {
   // An "outside" netns on a veth from the node: 192.0.2.1 (node) <-> 192.0.2.2 (ext).
   ASSERT_TRUE(createNetns(netnsPath("ext")).ok());
