@@ -206,6 +206,11 @@ StatusOr<Result> bridgeAdd(const plugin::Request& request) {
     rollback.add([&firewall, attachment] { (void)firewall->removePortMappings(attachment); });
   }
 
+  if (config.macspoofchk) {
+    RETURN_IF_ERROR(nat::addMacSpoofCheck(attachment, host_name, pod_mac));
+    rollback.add([attachment] { (void)nat::removeMacSpoofCheck(attachment); });
+  }
+
   // The result: a prevResult is kept (SPEC.md "ADD"), ours appended to it.
   Result result = config.prev_result ? *config.prev_result : Result();
   result.raw = json::Json();

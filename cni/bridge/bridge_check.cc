@@ -91,6 +91,10 @@ Status bridgeCheck(const plugin::Request& request) {
           config.port_mappings));
     }
   }
+  if (config.macspoofchk) {
+    RETURN_IF_ERROR(nat::checkMacSpoofCheck(
+        nat::Attachment{config.network, request.container_id, request.ifname}));
+  }
   return absl::OkStatus();
 }
 

@@ -64,6 +64,11 @@ Status bridgeDel(const plugin::Request& request) {
       errors.add(firewall.status(), "open the firewall");
     }
   }
+  if (config.macspoofchk) {
+    errors.add(nat::removeMacSpoofCheck(
+                   nat::Attachment{config.network, request.container_id, request.ifname}),
+               "remove the MAC spoof check");
+  }
   return errors.result();
 }
 
@@ -113,6 +118,18 @@ Status bridgeGc(const plugin::Request& request) {
     }
   } else if (config.ip_masq || !config.port_mappings.empty()) {
     errors.add(firewall.status(), "open the firewall");
+  }
+  if (config.macspoofchk) {
+    auto spoof = nat::macSpoofAttachments(config.network);
+    if (spoof.ok()) {
+      for (const nat::Attachment& a : *spoof) {
+        if (valid.count({a.container_id, a.ifname}) != 0) continue;
+        errors.add(nat::removeMacSpoofCheck(a),
+                   strCat("remove MAC spoof check of ", a.container_id, "/", a.ifname));
+      }
+    } else {
+      errors.add(spoof.status(), "list MAC spoof checks");
+    }
   }
   return errors.result();
 }

@@ -80,4 +80,19 @@ class Firewall {
   virtual StatusOr<std::vector<Attachment>> portMappingAttachments(std::string_view network) = 0;
 };
 
+// MAC spoof check (the reference bridge plugin's "macspoofchk"): frames, and ARP
+// senders, entering the bridge from an attachment's host veth must carry the pod's MAC;
+// others are dropped. nftables bridge family (`table bridge berth-cni`, chain macspoof at
+// prerouting priority -300, one tagged rule pair per attachment) whichever backend does
+// the NAT: iptables has no bridge-family equivalent short of ebtables.
+// Errors: InvalidArgument for a bad name or MAC; the nft error otherwise.
+Status addMacSpoofCheck(const Attachment& attachment, std::string_view host_ifname,
+                        std::string_view mac);
+// Idempotent.
+Status removeMacSpoofCheck(const Attachment& attachment);
+// Errors: FailedPrecondition when the attachment's rule is missing.
+Status checkMacSpoofCheck(const Attachment& attachment);
+// Attachments of `network` with a MAC spoof check (for CNI GC).
+StatusOr<std::vector<Attachment>> macSpoofAttachments(std::string_view network);
+
 }  // namespace berth::cni::nat

@@ -230,6 +230,94 @@ class NftablesFirewall : public Firewall {
 
 }  // namespace
 
+namespace {
+
+constexpr char kBridgeTable[] = "bridge berth-cni";
+
+Status checkMac(std::string_view mac) {
+  bool ok = mac.size() == 17;
+  for (size_t i = 0; ok && i < mac.size(); ++i) {
+    ok = (i % 3 == 2) ? mac[i] == ':' : std::isxdigit(static_cast<unsigned char>(mac[i])) != 0;
+  }
+  if (!ok) return invalidArgument("\"", mac, "\" is not a MAC address");
+  return absl::OkStatus();
+}
+
+StatusOr<std::unique_ptr<NftablesFirewall>> nft() {
+  ASSIGN_OR_RETURN(std::unique_ptr<Firewall> f, newNftablesFirewall());
+  return std::unique_ptr<NftablesFirewall>(static_cast<NftablesFirewall*>(f.release()));
+}
+
+// Handles of the attachment's rules in the bridge table's macspoof chain.
+StatusOr<std::vector<std::string>> macSpoofHandles(NftablesFirewall& f, const std::string& tag) {
+  ASSIGN_OR_RETURN(std::string text, f.list(strCat("chain ", kBridgeTable, " macspoof")));
+  std::vector<std::string> out;
+  for (const std::string& raw : split(text, '\n')) {
+    if (raw.find(strCat("comment \"", tag, "\"")) == std::string::npos) continue;
+    size_t h = raw.rfind("# handle ");
+    if (h != std::string::npos) out.push_back(raw.substr(h + 9));
+  }
+  return out;
+}
+
+}  // namespace
+
+Status addMacSpoofCheck(const Attachment& a, std::string_view host_ifname, std::string_view mac) {
+  RETURN_IF_ERROR(checkAttachment(a));
+  RETURN_IF_ERROR(checkName("host interface", host_ifname));
+  RETURN_IF_ERROR(checkMac(mac));
+  ASSIGN_OR_RETURN(auto f, nft());
+  std::string tag = tagOf(a);
+  std::string cmds;
+  ASSIGN_OR_RETURN(std::string table, f->list(strCat("table ", kBridgeTable)));
+  if (table.find("chain macspoof {") == std::string::npos) {
+    cmds += strCat("add table ", kBridgeTable, "\nadd chain ", kBridgeTable,
+                   " macspoof { type filter hook prerouting priority -300; }\n");
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> handles, macSpoofHandles(*f, tag));
+  for (const std::string& h : handles) cmds += strCat("delete rule ", kBridgeTable, " macspoof handle ", h, "\n");
+  cmds += strCat("add rule ", kBridgeTable, " macspoof iifname \"", host_ifname, "\" ether saddr != ", mac,
+                 " drop comment \"", tag, "\"\n");
+  cmds += strCat("add rule ", kBridgeTable, " macspoof iifname \"", host_ifname,
+                 "\" ether type arp arp saddr ether != ", mac, " drop comment \"", tag, "\"\n");
+  return f->run(cmds, strCat("MAC spoof check of ", tag));
+}
+
+Status removeMacSpoofCheck(const Attachment& a) {
+  RETURN_IF_ERROR(checkAttachment(a));
+  ASSIGN_OR_RETURN(auto f, nft());
+  ASSIGN_OR_RETURN(std::vector<std::string> handles, macSpoofHandles(*f, tagOf(a)));
+  if (handles.empty()) return absl::OkStatus();
+  std::string cmds;
+  for (const std::string& h : handles) cmds += strCat("delete rule ", kBridgeTable, " macspoof handle ", h, "\n");
+  return f->run(cmds, strCat("remove MAC spoof check of ", tagOf(a)));
+}
+
+Status checkMacSpoofCheck(const Attachment& a) {
+  RETURN_IF_ERROR(checkAttachment(a));
+  ASSIGN_OR_RETURN(auto f, nft());
+  ASSIGN_OR_RETURN(std::vector<std::string> handles, macSpoofHandles(*f, tagOf(a)));
+  if (handles.empty()) {
+    return failedPrecondition("MAC spoof check of ", tagOf(a), " is missing (nftables table ",
+                              kBridgeTable, ", chain macspoof)");
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<std::vector<Attachment>> macSpoofAttachments(std::string_view network) {
+  RETURN_IF_ERROR(checkName("network name", network));
+  ASSIGN_OR_RETURN(auto f, nft());
+  ASSIGN_OR_RETURN(std::string text, f->list(strCat("chain ", kBridgeTable, " macspoof")));
+  std::map<std::string, Attachment> found;
+  for (const std::string& raw : split(text, '\n')) {
+    auto a = attachmentInComment(raw, network);
+    if (a) found[tagOf(*a)] = *a;
+  }
+  std::vector<Attachment> out;
+  for (auto& [tag, a] : found) out.push_back(a);
+  return out;
+}
+
 StatusOr<std::unique_ptr<Firewall>> newNftablesFirewall() {
   nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (ctx == nullptr) {

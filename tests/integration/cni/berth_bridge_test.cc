@@ -543,6 +543,38 @@ TEST_F(BerthBridgePrivileged, VlanPutsThePortInTheVlanOrSaysTheKernelCannot) {
   EXPECT_THAT(*vlans, HasSubstr("100 PVID"));
 }
 
+TEST_F(BerthBridgePrivileged, MacSpoofCheckDropsFramesFromAnotherMac) {
+  useConfig(pluginConf(Json(), {{"macspoofchk", true}}));
+  auto a = startPod("poda");
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = startPod("podb");
+  ASSERT_TRUE(b.ok()) << b.status();
+  std::string ip_a = a->sandboxIps("eth0").at(0);
+  EXPECT_TRUE(rt_->check(spec("poda")).ok());
+  // Traffic with the pod's own MAC passes.
+  UniqueFd listener;
+  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&]() -> Status {
+                ASSIGN_OR_RETURN(listener, listenTcp(5000));
+                return Status();
+              }).ok());
+  ASSERT_TRUE(runInNetns(netnsPath("podb"), [&] { return connectAndSend(ip_a, 5000, "ok"); }).ok());
+  ASSERT_TRUE(acceptAndRead(listener.get()).ok());
+  // Pod b changes its MAC: its frames are dropped, so it cannot reach pod a any more.
+  ASSERT_TRUE(runInNetns(netnsPath("podb"), [&]() -> Status {
+                if (!runShell("ip link set eth0 address 0a:58:de:ad:be:ef")) return internalError("set mac");
+                (void)runShell("ip neigh flush all");
+                return Status();
+              }).ok());
+  (void)runShell(std::string("ip neigh flush dev ") + kBridge);
+  Status spoofed = runInNetns(netnsPath("podb"), [&] { return connectAndSend(ip_a, 5000, "spoofed"); });
+  EXPECT_FALSE(spoofed.ok()) << "a spoofed MAC got through";
+  ASSERT_TRUE(rt_->tearDown(spec("podb")).ok());
+  auto left = nat::macSpoofAttachments(kNetwork);
+  ASSERT_TRUE(left.ok()) << left.status();
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].container_id, "poda");
+}
+
 TEST_F(BerthBridgePrivileged, BerthIpamExecutableServesTheReferenceBridge) {
   if (!fs::exists(strCat(kRefPluginDir, "/bridge"))) GTEST_SKIP() << "no reference bridge";
   Json reference = {{"type", "bridge"}, {"bridge", kBridge}, {"isGateway", true},
