@@ -4,7 +4,8 @@
 #   * a node network namespace of its own (the host's network is never touched),
 #   * a local registry (Debian's docker-registry) serving the fixture busybox image,
 #   * berthd on a default local config (root, state and socket under one temp dir,
-#     Debian's reference bridge + host-local CNI plugins on 10.88.0.0/24),
+#     our berth-bridge CNI plugin with berth-ipam on the node's pod subnet 10.88.0.0/24,
+#     which berthd writes from its pod-cidr setting),
 #   * berthctl pulls the image and runs a pod with two containers: an HTTP server and
 #     a client fetching from it over localhost,
 #   * prints the pod IP, the client's log and an HTTP response fetched from the node,
@@ -18,7 +19,7 @@ if [ "${1:-}" != "--in-node-netns" ]; then
     "$src/packaging/install-deps.sh"
     cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
     cmake --build "$build" --target berthd berth-shim berth-runtime berthctl \
-        berth-fixture-registry
+        berth-bridge berth-ipam berth-fixture-registry
     # The rest runs in a new network namespace: the CNI bridge and the pod live there.
     exec unshare --net -- "$0" --in-node-netns
 fi
@@ -47,25 +48,30 @@ registry=$(cat "$dir/registry.addr")
 [ -n "$registry" ] || { cat "$dir/registry.log"; exit 1; }
 image="$registry/library/busybox:1.36"
 
-# berthd's config: the registry is plain HTTP; the pod network is a bridge.
-mkdir -p "$dir/net.d"
+# berthd's config: the registry is plain HTTP; the pod network is berth-bridge on the
+# node's pod subnet (berthd writes it to pod-cidr-file, berth-ipam reads it there).
+mkdir -p "$dir/net.d" "$dir/cni-bin"
+ln -s "$build/berth-bridge" "$build/berth-ipam" "$dir/cni-bin/"
 cat > "$dir/registries.conf" <<EOF
 [[registry]]
 location = "$registry"
 insecure = true
 EOF
 cat > "$dir/net.d/10-quickstart.conflist" <<EOF
-{"cniVersion": "1.0.0", "name": "quickstart", "plugins": [
-  {"type": "bridge", "bridge": "berth0", "isGateway": true, "ipMasq": false,
-   "ipam": {"type": "host-local", "dataDir": "$dir/ipam",
-            "ranges": [[{"subnet": "10.88.0.0/24"}]]}}]}
+{"cniVersion": "1.1.0", "name": "quickstart", "plugins": [
+  {"type": "berth-bridge", "bridge": "berth0", "isGateway": true, "isDefaultGateway": true,
+   "ipMasq": true, "hairpinMode": true, "capabilities": {"portMappings": true},
+   "ipam": {"type": "berth-ipam", "dataDir": "$dir/ipam",
+            "podCIDRFile": "$dir/state/pod-cidr"}}]}
 EOF
 cat > "$dir/config.toml" <<EOF
 root = "$dir/root"
 state = "$dir/state"
 listen = "$dir/berth.sock"
 cni-conf-dir = "$dir/net.d"
-cni-bin-dir = ["/usr/lib/cni"]
+cni-bin-dir = ["$dir/cni-bin"]
+pod-cidr = ["10.88.0.0/24"]
+pod-cidr-file = "$dir/state/pod-cidr"
 registries-conf = "$dir/registries.conf"
 EOF
 echo "+ berthd --config $dir/config.toml"
