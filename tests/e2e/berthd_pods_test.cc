@@ -587,6 +587,41 @@ TEST_F(BerthdPodsTest, FailedNetworkSetupRollsBackEverything) {
   EXPECT_EQ(pods.items_size(), 0);
 }
 
+TEST_F(BerthdPodsTest, BerthBridgeOnThePodCidrFromBerthdsConfig) {
+  // A berthd whose network is berth-bridge + berth-ipam, the pod subnet coming from
+  // berthd's own pod-cidr setting (written to pod-cidr-file for berth-ipam).
+  std::string bin = BERTH_BRIDGE_BINARY;
+  bin = bin.substr(0, bin.rfind('/'));
+  berthd_.reset();
+  char tmpl[] = "/tmp/berth-e2e-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  writeInsecureRegistriesConf(dir, registry->hostPort());
+  ASSERT_TRUE(fs::mkdirAll(dir + "/net.d").ok());
+  ASSERT_TRUE(fs::writeFileAtomic(
+                  dir + "/net.d/10-bridge.conflist",
+                  strCat(R"({"cniVersion":"1.1.0","name":"e2e","plugins":[{"type":"berth-bridge",)",
+                         R"("bridge":"e2eb0","isDefaultGateway":true,"ipMasq":true,)",
+                         R"("ipam":{"type":"berth-ipam","dataDir":")", dir, R"(/berth-ipam",)",
+                         R"("podCIDRFile":")", dir, R"(/state/pod-cidr"}}]})"))
+                  .ok());
+  berthd_ = std::make_unique<Berthd>(
+      std::vector<std::string>{"--cni-bin-dir", bin, "--registries-conf", dir + "/registries.conf",
+                               "--pod-cidr", "10.78.0.0/24"},
+      dir);
+  ASSERT_TRUE(berthd_->ready()) << berthd_->log();
+  std::string pod = runPod(podConfig("bb"));
+  ASSERT_FALSE(pod.empty());
+  v1::PodSandboxStatus ps = podStatus(pod);
+  EXPECT_THAT(ps.network().ip(), ::testing::StartsWith("10.78.0."));
+  auto allocations = fs::readFile(dir + "/berth-ipam/e2e/allocations");
+  ASSERT_TRUE(allocations.ok()) << allocations.status();
+  EXPECT_THAT(*allocations, HasSubstr(ps.network().ip() + " "));
+  ASSERT_TRUE(stopPod(pod).ok());
+  allocations = fs::readFile(dir + "/berth-ipam/e2e/allocations");
+  ASSERT_TRUE(allocations.ok());
+  EXPECT_THAT(*allocations, ::testing::Not(HasSubstr(ps.network().ip() + " ")));
+}
+
 TEST_F(BerthdPodsTest, LogRotationWithReopenContainerLog) {
   pull();
   if (HasFatalFailure()) return;
