@@ -26,7 +26,7 @@ PACKAGES="
   libcli11-dev libyaml-cpp-dev libtomlplusplus-dev
   libbenchmark-dev
   busybox-static runc crun
-  iproute2 util-linux procps kmod
+  iproute2 iptables util-linux procps kmod
   qemu-system-x86 xz-utils
   docker-registry apache2-utils containerd containernetworking-plugins
 "

@@ -41,6 +41,7 @@ struct Attachment {
   std::string network;
   std::string container_id;
   std::string ifname;
+  bool operator==(const Attachment&) const = default;
 };
 
 class Firewall {
