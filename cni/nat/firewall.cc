@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 
 #include "cni/nat/firewall.h"
 #include "cni/nat/firewall_internal.h"
@@ -37,6 +38,60 @@ Status checkCidr(std::string_view cidr) {
   return absl::OkStatus();
 }
 
+StatusOr<std::string> canonicalCidr(std::string_view cidr) {
+  RETURN_IF_ERROR(checkCidr(cidr));
+  size_t slash = cidr.find('/');
+  std::string addr(cidr.substr(0, slash));
+  bool v6 = isV6(addr);
+  int family = v6 ? AF_INET6 : AF_INET;
+  int bits = v6 ? 128 : 32;
+  int len = slash == std::string_view::npos ? bits : std::atoi(std::string(cidr.substr(slash + 1)).c_str());
+  unsigned char buf[16] = {};
+  ::inet_pton(family, addr.c_str(), buf);
+  for (int i = 0; i < bits / 8; ++i) {
+    int keep = std::clamp(len - i * 8, 0, 8);
+    buf[i] &= static_cast<unsigned char>(0xff00u >> keep);
+  }
+  char text[INET6_ADDRSTRLEN];
+  ::inet_ntop(family, buf, text, sizeof(text));
+  return strCat(text, "/", len);
+}
+
+StatusOr<std::vector<std::string>> canonicalCidrs(const std::vector<std::string>& cidrs, bool v6) {
+  std::vector<std::string> out;
+  for (const std::string& c : cidrs) {
+    ASSIGN_OR_RETURN(std::string canon, canonicalCidr(c));
+    if (isV6(canon) == v6 && std::find(out.begin(), out.end(), canon) == out.end()) {
+      out.push_back(std::move(canon));
+    }
+  }
+  return out;
+}
+
+bool containsToken(std::string_view text, std::string_view token) {
+  auto addrChar = [](char c) {
+    return std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':' || c == '/';
+  };
+  for (size_t at = text.find(token); at != std::string_view::npos; at = text.find(token, at + 1)) {
+    size_t end = at + token.size();
+    if ((at == 0 || !addrChar(text[at - 1])) && (end == text.size() || !addrChar(text[end]))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string fingerprint(std::string_view text) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
 Status checkIp(std::string_view ip) {
   if (ip.find('/') != std::string_view::npos) return invalidArgument("\"", ip, "\" is not an IP address");
   return checkCidr(ip);
@@ -46,6 +101,11 @@ Status checkAttachment(const Attachment& a) {
   RETURN_IF_ERROR(checkName("network name", a.network));
   RETURN_IF_ERROR(checkName("container ID", a.container_id));
   RETURN_IF_ERROR(checkName("interface name", a.ifname));
+  if (tagOf(a).size() > kMaxTagLength) {
+    return invalidArgument("attachment \"", tagOf(a), "\": network name, container ID and interface "
+                           "name together must not exceed ", kMaxTagLength - 2,
+                           " characters (the tag of its firewall rules)");
+  }
   return absl::OkStatus();
 }
 
@@ -83,8 +143,13 @@ std::optional<Attachment> attachmentInComment(std::string_view line, std::string
 }
 
 StatusOr<std::unique_ptr<Firewall>> Firewall::open(std::optional<Backend> preferred) {
-  if (preferred && *preferred == Backend::kIptables) return newIptablesFirewall();
-  return newNftablesFirewall();
+  if (preferred) {
+    if (*preferred == Backend::kIptables) return newIptablesFirewall();
+    return newNftablesFirewall(false);
+  }
+  auto nft = newNftablesFirewall(true);
+  if (nft.ok() || !iptablesAvailable()) return nft;
+  return newIptablesFirewall();
 }
 
 }  // namespace berth::cni::nat

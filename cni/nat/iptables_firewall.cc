@@ -126,37 +126,49 @@ class IptablesFirewall : public Firewall {
   Status ensureMasquerade(std::string_view network, const std::vector<std::string>& subnets,
                           const std::vector<std::string>& keep) override {
     RETURN_IF_ERROR(checkName("network name", network));
-    for (const std::string& s : subnets) RETURN_IF_ERROR(checkCidr(s));
-    for (const std::string& s : keep) RETURN_IF_ERROR(checkCidr(s));
+    std::string what = strCat("masquerade rules of network \"", network, "\"");
+    for (const std::string& s : subnets) RETURN_IF_ERROR(withContext(checkCidr(s), what));
+    for (const std::string& s : keep) RETURN_IF_ERROR(withContext(checkCidr(s), what));
+    if (subnets.empty()) return invalidArgument(what, ": no pod subnet given");
     std::string chain = masqChain(network);
     std::string comment = strCat("berth-cni masq ", network);
     for (bool v6 : {false, true}) {
-      std::vector<std::string> mine, kept;
-      for (const std::string& s : subnets) if (isV6(s) == v6) mine.push_back(s);
-      for (const std::string& s : keep) if (isV6(s) == v6) kept.push_back(s);
+      ASSIGN_OR_RETURN(std::vector<std::string> mine, canonicalCidrs(subnets, v6));
+      ASSIGN_OR_RETURN(std::vector<std::string> kept, canonicalCidrs(keep, v6));
       if (mine.empty()) continue;
+      std::string body;
+      for (const std::string& d : mine) body += strCat("-A ", chain, " -d ", d, " -j RETURN\n");
+      for (const std::string& d : kept) body += strCat("-A ", chain, " -d ", d, " -j RETURN\n");
+      body += strCat("-A ", chain, " -d ", v6 ? "ff00::/8" : "224.0.0.0/4", " -j RETURN\n");
+      body += strCat("-A ", chain, " -j MASQUERADE\n");
+      // The jumps carry a fingerprint of the wanted chain, so one read tells whether the
+      // rules in place are exactly what this call would write.
+      std::string tagged = strCat(comment, " ", fingerprint(body));
       ASSIGN_OR_RETURN(std::string current, save(v6));
-      bool covered = current.find(strCat("-A ", chain, " -j MASQUERADE")) != std::string::npos;
-      for (const std::string& s : mine) {
-        covered = covered && current.find(strCat("-A POSTROUTING -s ", s)) != std::string::npos;
+      size_t jumps = 0;
+      for (const std::string& line : split(current, '\n')) {
+        if (line.rfind("-A POSTROUTING ", 0) == 0 &&
+            line.find(strCat("--comment \"", tagged, "\"")) != std::string::npos) {
+          ++jumps;
+        }
       }
-      if (covered) continue;
+      if (jumps == mine.size() && current.find(strCat("-A ", chain, " -j MASQUERADE")) != std::string::npos) {
+        continue;
+      }
       std::string rules = strCat("*nat\n:", chain, " - [0:0]\n");  // declared = flushed
       for (const std::string& line : split(current, '\n')) {
         if (line.rfind("-A POSTROUTING ", 0) == 0 &&
-            line.find(strCat("\"", comment, "\"")) != std::string::npos) {
+            (line.find(strCat("--comment \"", comment, "\"")) != std::string::npos ||
+             line.find(strCat("--comment \"", comment, " ")) != std::string::npos)) {
           rules += "-D" + line.substr(2) + "\n";
         }
       }
-      for (const std::string& d : mine) rules += strCat("-A ", chain, " -d ", d, " -j RETURN\n");
-      for (const std::string& d : kept) rules += strCat("-A ", chain, " -d ", d, " -j RETURN\n");
-      rules += strCat("-A ", chain, " -d ", v6 ? "ff00::/8" : "224.0.0.0/4", " -j RETURN\n");
-      rules += strCat("-A ", chain, " -j MASQUERADE\n");
+      rules += body;
       for (const std::string& s : mine) {
-        rules += strCat("-A POSTROUTING -s ", s, " -m comment --comment \"", comment, "\" -j ", chain, "\n");
+        rules += strCat("-A POSTROUTING -s ", s, " -m comment --comment \"", tagged, "\" -j ", chain, "\n");
       }
       rules += "COMMIT\n";
-      RETURN_IF_ERROR(restore(v6, rules, strCat("masquerade rules of network \"", network, "\"")));
+      RETURN_IF_ERROR(restore(v6, rules, what));
     }
     return absl::OkStatus();
   }
@@ -189,11 +201,14 @@ class IptablesFirewall : public Firewall {
       ASSIGN_OR_RETURN(std::string current, save(v6));
       if (current.find(strCat("-A ", chain, " -j MASQUERADE")) == std::string::npos) {
         return failedPrecondition("masquerade rules of network \"", network,
-                                  "\" are missing (iptables nat chain ", chain, ")");
+                                  "\" are missing (iptables nat chain ", chain,
+                                  "); the next ADD on this network writes them again");
       }
       for (const std::string& s : mine) {
-        if (current.find(strCat("-A POSTROUTING -s ", s)) == std::string::npos) {
-          return failedPrecondition("masquerade rules of network \"", network, "\" do not cover ", s);
+        ASSIGN_OR_RETURN(std::string canon, canonicalCidr(s));
+        if (current.find(strCat("-A POSTROUTING -s ", canon, " ")) == std::string::npos) {
+          return failedPrecondition("masquerade rules of network \"", network, "\" do not cover ", s,
+                                    " (iptables nat chain POSTROUTING has no jump to ", chain, ")");
         }
       }
     }
@@ -263,22 +278,39 @@ class IptablesFirewall : public Firewall {
   Status checkPortMappings(const Attachment& a, const std::vector<std::string>& pod_ips,
                            const std::vector<PortMapping>& mappings) override {
     RETURN_IF_ERROR(checkAttachment(a));
+    RETURN_IF_ERROR(checkPortMappingInput(pod_ips, mappings));
+    std::string needle = strCat("--comment \"", tagOf(a), "\"");
     for (bool v6 : {false, true}) {
       bool any = false;
       for (const std::string& ip : pod_ips) any = any || isV6(ip) == v6;
       if (!any) continue;
       ASSIGN_OR_RETURN(std::string current, save(v6));
+      std::vector<std::string> mine;
+      for (const std::string& line : split(current, '\n')) {
+        if (line.rfind(strCat("-A ", kHostPorts, " "), 0) == 0 && line.find(needle) != std::string::npos) {
+          mine.push_back(line);
+        }
+      }
       for (const PortMapping& m : mappings) {
         if (!m.host_ip.empty() && isV6(m.host_ip) != v6) continue;
-        bool found = false;
-        for (const std::string& line : split(current, '\n')) {
-          found = found || (line.find(strCat("--comment \"", tagOf(a), "\"")) != std::string::npos &&
-                            line.find(strCat("--dport ", m.host_port, " ")) != std::string::npos &&
-                            line.rfind(strCat("-A ", kHostPorts, " "), 0) == 0);
-        }
-        if (!found) {
-          return failedPrecondition("hostPort ", m.host_port, "/", m.protocol, " of ", tagOf(a),
-                                    " has no DNAT rule");
+        for (const std::string& ip : pod_ips) {
+          if (isV6(ip) != v6) continue;
+          ASSIGN_OR_RETURN(std::string canon, canonicalCidr(ip));
+          canon.resize(canon.find('/'));
+          std::string to = v6 ? strCat("--to-destination [", canon, "]:", m.container_port)
+                              : strCat("--to-destination ", canon, ":", m.container_port);
+          std::string port = strCat("-p ", m.protocol, " -m ", m.protocol, " --dport ", m.host_port, " ");
+          bool found = false;
+          for (const std::string& line : mine) {
+            found = found || (line.find(port) != std::string::npos &&
+                              (line.ends_with(to) || line.find(to + " ") != std::string::npos));
+          }
+          if (!found) {
+            return failedPrecondition("hostPort ", m.host_port, "/", m.protocol, " of ", tagOf(a),
+                                      " has no DNAT rule to ", ip, ":", m.container_port, " (",
+                                      v6 ? "ip6tables" : "iptables", " nat chain ", kHostPorts,
+                                      "); DEL and ADD the attachment again");
+          }
         }
       }
     }
@@ -303,6 +335,14 @@ class IptablesFirewall : public Firewall {
 };
 
 }  // namespace
+
+bool iptablesAvailable() {
+  const char* path = ::getenv("PATH");
+  for (const std::string& dir : split(path ? path : "/usr/sbin:/usr/bin:/sbin:/bin", ':', true)) {
+    if (::access(strCat(dir, "/iptables-restore").c_str(), X_OK) == 0) return true;
+  }
+  return false;
+}
 
 std::unique_ptr<Firewall> newIptablesFirewall() { return std::make_unique<IptablesFirewall>(); }
 

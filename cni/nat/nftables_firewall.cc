@@ -40,12 +40,24 @@ class NftablesFirewall : public Firewall {
 
   Backend backend() const override { return Backend::kNftables; }
 
+  // Empties the buffered output and errors: they accumulate until read, and a listing
+  // must never be parsed together with an earlier command's output.
+  void drain() {
+    (void)nft_ctx_get_output_buffer(ctx_);
+    (void)nft_ctx_get_error_buffer(ctx_);
+  }
+
   // Runs `cmds` as one batch. Errors: Internal with nft's message and `what`.
   Status run(const std::string& cmds, std::string_view what) {
+    drain();
     int rc = nft_run_cmd_from_buffer(ctx_, cmds.c_str());
     if (rc != 0) {
       std::string err = nft_ctx_get_error_buffer(ctx_);
       while (!err.empty() && err.back() == '\n') err.pop_back();
+      if (err.find("not supported") != std::string::npos ||
+          err.find("Operation not permitted") != std::string::npos) {
+        err += "; nf_tables looks unavailable here: set \"ipMasqBackend\": \"iptables\" to use iptables";
+      }
       return absl::InternalError(strCat(what, ": nftables: ", err));
     }
     return absl::OkStatus();
@@ -53,6 +65,7 @@ class NftablesFirewall : public Firewall {
 
   // The text listing (with handles) of `object`, "" when it does not exist.
   StatusOr<std::string> list(const std::string& object) {
+    drain();
     int rc = nft_run_cmd_from_buffer(ctx_, strCat("list ", object).c_str());
     if (rc != 0) {
       std::string err = nft_ctx_get_error_buffer(ctx_);
@@ -65,61 +78,82 @@ class NftablesFirewall : public Firewall {
   Status ensureMasquerade(std::string_view network, const std::vector<std::string>& subnets,
                           const std::vector<std::string>& keep) override {
     RETURN_IF_ERROR(checkName("network name", network));
-    std::vector<std::string> v4, v6, keep4, keep6;
-    for (const std::string& s : subnets) {
-      RETURN_IF_ERROR(checkCidr(s));
-      (isV6(s) ? v6 : v4).push_back(s);
+    std::string what = strCat("masquerade rules of network \"", network, "\"");
+    ASSIGN_OR_RETURN(std::vector<std::string> v4, withContext(canonicalCidrs(subnets, false), what));
+    ASSIGN_OR_RETURN(std::vector<std::string> v6, withContext(canonicalCidrs(subnets, true), what));
+    ASSIGN_OR_RETURN(std::vector<std::string> keep4, withContext(canonicalCidrs(keep, false), what));
+    ASSIGN_OR_RETURN(std::vector<std::string> keep6, withContext(canonicalCidrs(keep, true), what));
+    if (v4.empty() && v6.empty()) return invalidArgument(what, ": no pod subnet given");
+    std::vector<std::string> rules;
+    if (!v4.empty()) {
+      rules.push_back(strCat("ip saddr ", setOf(v4), " ip daddr != ", setOf(v4),
+                             keep4.empty() ? "" : strCat(" ip daddr != ", setOf(keep4)),
+                             " ip daddr != 224.0.0.0/4 masquerade"));
     }
-    for (const std::string& s : keep) {
-      RETURN_IF_ERROR(checkCidr(s));
-      (isV6(s) ? keep6 : keep4).push_back(s);
+    if (!v6.empty()) {
+      rules.push_back(strCat("ip6 saddr ", setOf(v6), " ip6 daddr != ", setOf(v6),
+                             keep6.empty() ? "" : strCat(" ip6 daddr != ", setOf(keep6)),
+                             " ip6 daddr != ff00::/8 masquerade"));
     }
+    // Each rule carries a fingerprint of the whole wanted rule set, so a read tells
+    // whether the chain holds exactly what this call would write.
+    std::string tag = strCat("comment \"berth-cni ", fingerprint(joinStrings(rules, "\n")), "\"");
     std::string chain = strCat(kTable, " ", masqChain(network));
     // Read first: committing any nftables batch makes the socket's close wait for an RCU
     // grace period (~10 ms), while listing costs ~0.1 ms; in steady state every ADD of
     // the network finds its rules in place and writes nothing.
     ASSIGN_OR_RETURN(std::string current, list(strCat("chain ", chain)));
-    bool covered = current.find("masquerade") != std::string::npos;
-    for (const std::string& s : subnets) covered = covered && current.find(s) != std::string::npos;
-    for (const std::string& s : keep) covered = covered && current.find(s) != std::string::npos;
-    if (covered) return absl::OkStatus();
+    size_t masq = 0, ours = 0;
+    for (const std::string& line : split(current, '\n')) {
+      if (line.find("masquerade") == std::string::npos) continue;
+      ++masq;
+      if (line.find(tag) != std::string::npos) ++ours;
+    }
+    if (masq == rules.size() && ours == rules.size()) return absl::OkStatus();
     std::string cmds = strCat("add table ", kTable, "\n",
                               "add chain ", chain, " { type nat hook postrouting priority srcnat; }\n",
                               "flush chain ", chain, "\n");
-    if (!v4.empty()) {
-      cmds += strCat("add rule ", chain, " ip saddr ", setOf(v4), " ip daddr != ", setOf(v4),
-                     keep4.empty() ? "" : strCat(" ip daddr != ", setOf(keep4)),
-                     " ip daddr != 224.0.0.0/4 masquerade\n");
-    }
-    if (!v6.empty()) {
-      cmds += strCat("add rule ", chain, " ip6 saddr ", setOf(v6), " ip6 daddr != ", setOf(v6),
-                     keep6.empty() ? "" : strCat(" ip6 daddr != ", setOf(keep6)),
-                     " ip6 daddr != ff00::/8 masquerade\n");
-    }
-    return run(cmds, strCat("masquerade rules of network \"", network, "\""));
+    for (const std::string& r : rules) cmds += strCat("add rule ", chain, " ", r, " ", tag, "\n");
+    return run(cmds, what);
   }
 
   Status removeMasquerade(std::string_view network) override {
     RETURN_IF_ERROR(checkName("network name", network));
-    ASSIGN_OR_RETURN(std::string text, list(strCat("table ", kTable)));
-    if (text.find(strCat("chain ", masqChain(network), " {")) == std::string::npos) {
-      return absl::OkStatus();
-    }
+    ASSIGN_OR_RETURN(std::string text, list(strCat("chain ", kTable, " ", masqChain(network))));
+    if (text.empty()) return absl::OkStatus();
     return run(strCat("delete chain ", kTable, " ", masqChain(network), "\n"),
                strCat("remove masquerade rules of network \"", network, "\""));
   }
 
   Status checkMasquerade(std::string_view network, const std::vector<std::string>& subnets) override {
     RETURN_IF_ERROR(checkName("network name", network));
+    std::string what = strCat("masquerade rules of network \"", network, "\"");
     ASSIGN_OR_RETURN(std::string text, list(strCat("chain ", kTable, " ", masqChain(network))));
-    if (text.find("masquerade") == std::string::npos) {
-      return failedPrecondition("masquerade rules of network \"", network,
-                                "\" are missing (nftables chain ", masqChain(network), " in table ",
-                                kTable, ")");
+    std::vector<std::string> masq;
+    for (const std::string& line : split(text, '\n')) {
+      if (line.find("masquerade") != std::string::npos) masq.push_back(line);
+    }
+    if (masq.empty()) {
+      return failedPrecondition(what, " are missing (nftables chain ", masqChain(network), " in table ",
+                                kTable, "); the next ADD on this network writes them again");
     }
     for (const std::string& s : subnets) {
-      if (text.find(s) == std::string::npos) {
-        return failedPrecondition("masquerade rules of network \"", network, "\" do not cover ", s);
+      ASSIGN_OR_RETURN(std::string canon, withContext(canonicalCidr(s), what));
+      bool v6 = isV6(canon);
+      // nft prints a full-length prefix as a plain address.
+      std::string token = canon;
+      if (canon.ends_with(v6 ? "/128" : "/32")) token = canon.substr(0, canon.find('/'));
+      std::string saddr = v6 ? "ip6 saddr " : "ip saddr ";
+      bool found = false;
+      for (const std::string& line : masq) {
+        size_t from = line.find(saddr);
+        if (from == std::string::npos) continue;
+        size_t to = line.find(" daddr", from);
+        found = found || containsToken(std::string_view(line).substr(from, to - from), token);
+      }
+      if (!found) {
+        return failedPrecondition(what, " do not cover ", s, " (nftables chain ", masqChain(network),
+                                  " in table ", kTable, ")");
       }
     }
     return absl::OkStatus();
@@ -192,20 +226,31 @@ class NftablesFirewall : public Firewall {
   Status checkPortMappings(const Attachment& a, const std::vector<std::string>& pod_ips,
                            const std::vector<PortMapping>& mappings) override {
     RETURN_IF_ERROR(checkAttachment(a));
+    RETURN_IF_ERROR(checkPortMappingInput(pod_ips, mappings));
     ASSIGN_OR_RETURN(std::string text, list(strCat("chain ", kTable, " hostports")));
     std::string needle = strCat("comment \"", tagOf(a), "\"");
+    std::vector<std::string> mine;
+    for (const std::string& line : split(text, '\n')) {
+      if (line.find(needle) != std::string::npos) mine.push_back(line);
+    }
     for (const PortMapping& m : mappings) {
-      bool found = false;
-      for (const std::string& raw : split(text, '\n')) {
-        if (raw.find(needle) != std::string::npos &&
-            raw.find(strCat(m.protocol, " dport ", m.host_port, " ")) != std::string::npos) {
-          found = true;
-          break;
+      for (const std::string& ip : pod_ips) {
+        if (!m.host_ip.empty() && isV6(m.host_ip) != isV6(ip)) continue;
+        ASSIGN_OR_RETURN(std::string canon, canonicalCidr(ip));
+        canon.resize(canon.find('/'));
+        std::string to = isV6(ip) ? strCat("to [", canon, "]:", m.container_port)
+                                  : strCat("to ", canon, ":", m.container_port);
+        std::string port = strCat(m.protocol, " dport ", m.host_port, " ");
+        bool found = false;
+        for (const std::string& line : mine) {
+          found = found || (line.find(port) != std::string::npos && line.find(to + " ") != std::string::npos);
         }
-      }
-      if (!found && !pod_ips.empty()) {
-        return failedPrecondition("hostPort ", m.host_port, "/", m.protocol, " of ", tagOf(a),
-                                  " has no DNAT rule");
+        if (!found) {
+          return failedPrecondition("hostPort ", m.host_port, "/", m.protocol, " of ", tagOf(a),
+                                    " has no DNAT rule to ", ip, ":", m.container_port,
+                                    " (nftables chain hostports in table ", kTable,
+                                    "); DEL and ADD the attachment again");
+        }
       }
     }
     return absl::OkStatus();
@@ -318,7 +363,7 @@ StatusOr<std::vector<Attachment>> macSpoofAttachments(std::string_view network) 
   return out;
 }
 
-StatusOr<std::unique_ptr<Firewall>> newNftablesFirewall() {
+StatusOr<std::unique_ptr<Firewall>> newNftablesFirewall(bool probe) {
   nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (ctx == nullptr) {
     return absl::UnavailableError("nftables: cannot create a libnftables context; set "
@@ -327,7 +372,22 @@ StatusOr<std::unique_ptr<Firewall>> newNftablesFirewall() {
   nft_ctx_buffer_output(ctx);
   nft_ctx_buffer_error(ctx);
   nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_HANDLE);
-  return std::unique_ptr<Firewall>(new NftablesFirewall(ctx));
+  auto firewall = std::make_unique<NftablesFirewall>(ctx);
+  if (probe) {
+    // One cheap read: "no such table" means nf_tables answers; anything else (module
+    // missing, EPERM under a seccomp or LSM policy) means it cannot be used here.
+    int rc = nft_run_cmd_from_buffer(ctx, strCat("list table ", kTable).c_str());
+    (void)nft_ctx_get_output_buffer(ctx);
+    if (rc != 0) {
+      std::string err = nft_ctx_get_error_buffer(ctx);
+      if (err.find("No such file or directory") == std::string::npos) {
+        while (!err.empty() && err.back() == '\n') err.pop_back();
+        return absl::UnavailableError(strCat("nftables cannot be used in this network namespace (", err,
+                                             "); set \"ipMasqBackend\": \"iptables\" to use iptables"));
+      }
+    }
+  }
+  return std::unique_ptr<Firewall>(std::move(firewall));
 }
 
 }  // namespace berth::cni::nat
