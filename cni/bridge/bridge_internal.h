@@ -9,6 +9,7 @@
 #include "cni/bridge/bridge_config.h"
 #include "cni/nat/firewall.h"
 #include "cni/result.h"
+#include "common/scope_guard.h"
 #include "common/status.h"
 
 namespace berth::cni::bridge {
@@ -26,23 +27,5 @@ int prefixLengthOf(std::string_view cidr);
 
 // The firewall for the configuration's backend ("" = nftables when usable).
 StatusOr<std::unique_ptr<nat::Firewall>> openFirewall(const BridgeConfig& config);
-
-// Runs undo steps in reverse order unless commit() was called.
-class Rollback {
- public:
-  Rollback() = default;
-  Rollback(const Rollback&) = delete;
-  Rollback& operator=(const Rollback&) = delete;
-  ~Rollback() {
-    if (committed_) return;
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
-  }
-  void add(std::function<void()> step) { steps_.push_back(std::move(step)); }
-  void commit() { committed_ = true; }
-
- private:
-  std::vector<std::function<void()>> steps_;
-  bool committed_ = false;
-};
 
 }  // namespace berth::cni::bridge

@@ -52,21 +52,15 @@ std::string binDir() {
 class BerthBridgePrivileged : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    if (::unshare(CLONE_NEWNS) == 0) {
-      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
-      mount_ns_ok_ = true;
-    }
+    if (::geteuid() == 0) mount_ns_ok_ = enterPrivateMountNamespace();
   }
 
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, bind mounts)";
     if (!mount_ns_ok_) GTEST_SKIP() << "cannot create a private mount namespace";
-    orig_netns_.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-    ASSERT_TRUE(orig_netns_.valid());
-    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << "unshare node netns: " << strerror(errno);
+    Status entered = enterFreshNetns(orig_netns_);
+    ASSERT_TRUE(entered.ok()) << entered;
     in_node_ = true;
-    ASSERT_TRUE(setLinkUp("lo").ok());
     ASSERT_EQ(links(), std::vector<std::string>{"lo"}) << "node netns must be fresh";
     if (::mount("sysfs", "/sys", "sysfs", 0, nullptr) == 0) sys_mounted_ = true;
     useConfig(pluginConf());
@@ -197,18 +191,9 @@ TEST_F(BerthBridgePrivileged, TwoPodsTalkWithoutNatAndCheckPasses) {
   EXPECT_EQ(ipv4Of(kBridge), std::vector<std::string>{kGateway});
   EXPECT_TRUE(allocated(ip_a));
 
-  UniqueFd listener;
-  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&]() -> Status {
-                ASSIGN_OR_RETURN(listener, listenTcp(5000));
-                return Status();
-              }).ok());
-  Status sent = runInNetns(netnsPath("podb"), [&] { return connectAndSend(ip_a, 5000, "hi"); });
-  ASSERT_TRUE(sent.ok()) << sent;
-  std::string peer;
-  auto got = acceptAndRead(listener.get(), &peer);
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(*got, "hi");
-  EXPECT_EQ(peer, ip_b) << "pod-to-pod traffic must not be masqueraded";
+  auto peer = tcpExchange(netnsPath("poda"), 5000, netnsPath("podb"), ip_a, 5000);
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  EXPECT_EQ(*peer, ip_b) << "pod-to-pod traffic must not be masqueraded";
 
   Status check = rt_->check(spec("poda"));
   EXPECT_TRUE(check.ok()) << check;
@@ -241,18 +226,10 @@ TEST_F(BerthBridgePrivileged, HundredPodsGetUniqueAddressesAndReachEachOther) {
   // Each pod reaches the next one (a ring over all 100).
   for (int i = 0; i < kPods; ++i) {
     int next = (i + 1) % kPods;
-    UniqueFd listener;
-    ASSERT_TRUE(runInNetns(netnsPath(strCat("pod", next)), [&]() -> Status {
-                  ASSIGN_OR_RETURN(listener, listenTcp(7000));
-                  return Status();
-                }).ok());
-    Status sent = runInNetns(netnsPath(strCat("pod", i)),
-                             [&] { return connectAndSend(ip_of[next], 7000, "ring"); });
-    ASSERT_TRUE(sent.ok()) << "pod" << i << " -> pod" << next << ": " << sent;
-    std::string peer;
-    auto got = acceptAndRead(listener.get(), &peer);
-    ASSERT_TRUE(got.ok()) << got.status();
-    EXPECT_EQ(peer, ip_of[i]);
+    auto peer = tcpExchange(netnsPath(strCat("pod", next)), 7000, netnsPath(strCat("pod", i)),
+                            ip_of[next], 7000);
+    ASSERT_TRUE(peer.ok()) << "pod" << i << " -> pod" << next << ": " << peer.status();
+    EXPECT_EQ(*peer, ip_of[i]);
   }
   for (int i = 0; i < kPods; ++i) ASSERT_TRUE(rt_->tearDown(spec(strCat("pod", i))).ok());
   EXPECT_TRUE(hostVeths().empty());
@@ -423,16 +400,8 @@ TEST_F(BerthBridgePrivileged, ChainsWithReferencePortmapAndBandwidth) {
   s.bandwidth = Bandwidth{1000000, 1000000, 1000000, 1000000};
   auto a = rt_->setUp(s);
   ASSERT_TRUE(a.ok()) << a.status();
-  UniqueFd listener;
-  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&]() -> Status {
-                ASSIGN_OR_RETURN(listener, listenTcp(5000));
-                return Status();
-              }).ok());
-  Status sent = connectAndSend(kGateway, 18082, "via portmap");
-  ASSERT_TRUE(sent.ok()) << sent;
-  auto got = acceptAndRead(listener.get());
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(*got, "via portmap");
+  auto reached = tcpExchange(netnsPath("poda"), 5000, "", kGateway, 18082);
+  ASSERT_TRUE(reached.ok()) << reached.status();
   EXPECT_TRUE(rt_->tearDown(s).ok());
   EXPECT_TRUE(hostVeths().empty());
 }
@@ -441,16 +410,8 @@ TEST_F(BerthBridgePrivileged, BuiltInHostPortReachableFromNode) {
   useConfig(pluginConf(Json(), {{"capabilities", {{"portMappings", true}}}}));
   auto a = startPod("poda", {{18083, 5000, "tcp", ""}});
   ASSERT_TRUE(a.ok()) << a.status();
-  UniqueFd listener;
-  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&]() -> Status {
-                ASSIGN_OR_RETURN(listener, listenTcp(5000));
-                return Status();
-              }).ok());
-  Status sent = connectAndSend(kGateway, 18083, "via berth hostPort");
-  ASSERT_TRUE(sent.ok()) << sent;
-  auto got = acceptAndRead(listener.get());
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(*got, "via berth hostPort");
+  auto reached = tcpExchange(netnsPath("poda"), 5000, "", kGateway, 18083);
+  ASSERT_TRUE(reached.ok()) << reached.status();
   EXPECT_TRUE(rt_->check(spec("poda")).ok());
   EXPECT_TRUE(rt_->tearDown(spec("poda")).ok());
   auto firewall = nat::Firewall::open();
@@ -468,15 +429,8 @@ TEST_F(BerthBridgePrivileged, IptablesBackendMasqueradesAndMapsHostPorts) {
   ASSERT_TRUE(rules.has_value());
   EXPECT_THAT(*rules, HasSubstr("-j BERTH-MASQ-"));
   EXPECT_THAT(*rules, HasSubstr("--dport 18084"));
-  UniqueFd listener;
-  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&]() -> Status {
-                ASSIGN_OR_RETURN(listener, listenTcp(5000));
-                return Status();
-              }).ok());
-  Status sent = connectAndSend(kGateway, 18084, "via iptables hostPort");
-  ASSERT_TRUE(sent.ok()) << sent;
-  auto got = acceptAndRead(listener.get());
-  ASSERT_TRUE(got.ok()) << got.status();
+  auto reached = tcpExchange(netnsPath("poda"), 5000, "", kGateway, 18084);
+  ASSERT_TRUE(reached.ok()) << reached.status();
   EXPECT_TRUE(rt_->check(spec("poda")).ok());
   // A second pod finds the rules in place and leaves one rule set for the network.
   ASSERT_TRUE(startPod("podb").ok());
@@ -552,13 +506,8 @@ TEST_F(BerthBridgePrivileged, MacSpoofCheckDropsFramesFromAnotherMac) {
   std::string ip_a = a->sandboxIps("eth0").at(0);
   EXPECT_TRUE(rt_->check(spec("poda")).ok());
   // Traffic with the pod's own MAC passes.
-  UniqueFd listener;
-  ASSERT_TRUE(runInNetns(netnsPath("poda"), [&]() -> Status {
-                ASSIGN_OR_RETURN(listener, listenTcp(5000));
-                return Status();
-              }).ok());
-  ASSERT_TRUE(runInNetns(netnsPath("podb"), [&] { return connectAndSend(ip_a, 5000, "ok"); }).ok());
-  ASSERT_TRUE(acceptAndRead(listener.get()).ok());
+  auto peer = tcpExchange(netnsPath("poda"), 5000, netnsPath("podb"), ip_a, 5000);
+  ASSERT_TRUE(peer.ok()) << peer.status();
   // Pod b changes its MAC: its frames are dropped, so it cannot reach pod a any more.
   ASSERT_TRUE(runInNetns(netnsPath("podb"), [&]() -> Status {
                 if (!runShell("ip link set eth0 address 0a:58:de:ad:be:ef")) return internalError("set mac");
@@ -566,7 +515,7 @@ TEST_F(BerthBridgePrivileged, MacSpoofCheckDropsFramesFromAnotherMac) {
                 return Status();
               }).ok());
   (void)runShell(std::string("ip neigh flush dev ") + kBridge);
-  Status spoofed = runInNetns(netnsPath("podb"), [&] { return connectAndSend(ip_a, 5000, "spoofed"); });
+  auto spoofed = tcpExchange(netnsPath("poda"), 5001, netnsPath("podb"), ip_a, 5001);
   EXPECT_FALSE(spoofed.ok()) << "a spoofed MAC got through";
   ASSERT_TRUE(rt_->tearDown(spec("podb")).ok());
   auto left = nat::macSpoofAttachments(kNetwork);
@@ -605,17 +554,9 @@ TEST_F(BerthBridgePrivileged, MasqueradesTrafficLeavingThePodSubnet) {
               }).ok());
   auto a = startPod("poda");
   ASSERT_TRUE(a.ok()) << a.status();
-  UniqueFd listener;
-  ASSERT_TRUE(runInNetns(netnsPath("ext"), [&]() -> Status {
-                ASSIGN_OR_RETURN(listener, listenTcp(6000));
-                return Status();
-              }).ok());
-  Status sent = runInNetns(netnsPath("poda"), [&] { return connectAndSend("192.0.2.2", 6000, "out"); });
-  ASSERT_TRUE(sent.ok()) << sent;
-  std::string peer;
-  auto got = acceptAndRead(listener.get(), &peer);
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(peer, "192.0.2.1") << "traffic leaving the pod subnet must be masqueraded";
+  auto peer = tcpExchange(netnsPath("ext"), 6000, netnsPath("poda"), "192.0.2.2", 6000);
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  EXPECT_EQ(*peer, "192.0.2.1") << "traffic leaving the pod subnet must be masqueraded";
 }
 
 TEST_F(BerthBridgePrivileged, DualStackPodGetsBothFamiliesWithoutTentativeAddress) {

@@ -36,20 +36,15 @@ std::string podSubnet(int i) { return strCat("10.244.", i, ".0/24"); }
 class MultiNodePrivileged : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    if (::unshare(CLONE_NEWNS) == 0) {
-      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
-      mount_ns_ok_ = true;
-    }
+    if (::geteuid() == 0) mount_ns_ok_ = enterPrivateMountNamespace();
   }
 
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces)";
     if (!mount_ns_ok_) GTEST_SKIP() << "cannot create a private mount namespace";
-    orig_netns_.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << strerror(errno);
+    Status entered = enterFreshNetns(orig_netns_);
+    ASSERT_TRUE(entered.ok()) << entered;
     in_hub_ = true;
-    ASSERT_TRUE(setLinkUp("lo").ok());
     auto hub = link::RouteSocket::open();
     ASSERT_TRUE(hub.ok());
     auto sw = hub->ensureBridge({"switch0", 0, false, false});
@@ -137,22 +132,6 @@ class MultiNodePrivileged : public ::testing::Test {
     return ip;
   }
 
-  // Sends from `from` (a pod netns path) to ip:port where a listener made inside
-  // `to_netns` waits; returns the source address the listener saw.
-  StatusOr<std::string> exchange(const std::string& from, const std::string& to_netns,
-                                 const std::string& ip, uint16_t port) {
-    UniqueFd listener;
-    RETURN_IF_ERROR(runInNetns(to_netns, [&]() -> Status {
-      ASSIGN_OR_RETURN(listener, listenTcp(port));
-      return Status();
-    }));
-    RETURN_IF_ERROR(runInNetns(from, [&] { return connectAndSend(ip, port, "hello"); }));
-    std::string peer;
-    ASSIGN_OR_RETURN(std::string got, acceptAndRead(listener.get(), &peer));
-    if (got != "hello") return internalError("got \"", got, "\"");
-    return peer;
-  }
-
   static inline bool mount_ns_ok_ = false;
   TempDir dir_;
   UniqueFd orig_netns_;
@@ -169,10 +148,10 @@ TEST_F(MultiNodePrivileged, PodsOnDifferentNodesTalkByPodIpWithoutNat) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_THAT(*a, ::testing::StartsWith("10.244.0."));
   EXPECT_THAT(*b, ::testing::StartsWith("10.244.1."));
-  auto seen = exchange(dir_.sub("pod-a.netns"), dir_.sub("pod-b.netns"), *b, 7100);
+  auto seen = tcpExchange(dir_.sub("pod-b.netns"), 7100, dir_.sub("pod-a.netns"), *b, 7100);
   ASSERT_TRUE(seen.ok()) << seen.status();
   EXPECT_EQ(*seen, *a) << "pod-to-pod traffic across nodes must keep the pod IP";
-  seen = exchange(dir_.sub("pod-c.netns"), dir_.sub("pod-a.netns"), *a, 7101);
+  seen = tcpExchange(dir_.sub("pod-a.netns"), 7101, dir_.sub("pod-c.netns"), *a, 7101);
   ASSERT_TRUE(seen.ok()) << seen.status();
   EXPECT_EQ(*seen, *c);
 }

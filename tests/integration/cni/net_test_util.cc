@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "cni/netns.h"
 #include "tests/unit/cni/cni_test_util.h"
 
 namespace berth::cni::testing::net {
@@ -140,6 +141,37 @@ std::optional<std::string> runShell(const std::string& cmd) {
   int rc = ::pclose(f);
   if (rc != 0) return std::nullopt;
   return out;
+}
+
+StatusOr<std::string> tcpExchange(const std::string& listen_netns, uint16_t port,
+                                  const std::string& from_netns, const std::string& to_ip,
+                                  uint16_t to_port) {
+  UniqueFd listener;
+  RETURN_IF_ERROR_CTX(runInNetns(listen_netns, [&]() -> Status {
+                        ASSIGN_OR_RETURN(listener, listenTcp(port));
+                        return Status();
+                      }),
+                      strCat("listen on port ", port, " in ", listen_netns));
+  const std::string message = strCat("hello to ", to_ip, ":", to_port);
+  auto send = [&] { return connectAndSend(to_ip, to_port, message); };
+  Status sent = from_netns.empty() ? send() : runInNetns(from_netns, send);
+  RETURN_IF_ERROR_CTX(sent, strCat("send from ", from_netns.empty() ? "the node" : from_netns));
+  std::string peer;
+  ASSIGN_OR_RETURN(std::string got, acceptAndRead(listener.get(), &peer));
+  if (got != message) return internalError("the listener read \"", got, "\", not \"", message, "\"");
+  return peer;
+}
+
+bool enterPrivateMountNamespace() {
+  if (::unshare(CLONE_NEWNS) != 0) return false;
+  return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+}
+
+Status enterFreshNetns(UniqueFd& original) {
+  original.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!original) return lastErrnoError("open the current netns");
+  if (::unshare(CLONE_NEWNET) != 0) return lastErrnoError("unshare(CLONE_NEWNET)");
+  return setLinkUp("lo");
 }
 
 }  // namespace berth::cni::testing::net

@@ -38,6 +38,22 @@ StatusOr<std::string> acceptAndRead(int listener);
 // Like acceptAndRead, also giving the peer's IPv4 address in `peer`.
 StatusOr<std::string> acceptAndRead(int listener, std::string* peer);
 
+// One TCP exchange: a listener on `port` inside `listen_netns`, a client in `from_netns`
+// ("" = the calling thread's netns) connecting to to_ip:to_port and sending a message.
+// Returns the address the listener saw the connection come from. Errors: any step
+// failing (naming it), or the listener reading something else than was sent.
+StatusOr<std::string> tcpExchange(const std::string& listen_netns, uint16_t port,
+                                  const std::string& from_netns, const std::string& to_ip,
+                                  uint16_t to_port);
+
+// Once per test process, while it is still single-threaded: a private mount namespace
+// (pod netns are bind mounts; none must reach the host). False when it cannot be made.
+bool enterPrivateMountNamespace();
+
+// Moves the calling thread into a fresh network namespace with `lo` up; `original`
+// receives the netns it was in, to return to with setns() when the test ends.
+Status enterFreshNetns(UniqueFd& original);
+
 // Runs a shell command; returns stdout, or nullopt when it fails.
 std::optional<std::string> runShell(const std::string& cmd);
 

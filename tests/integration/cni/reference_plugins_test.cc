@@ -48,13 +48,7 @@ constexpr char kGateway[] = "10.88.7.1";
 class ReferencePluginsPrivileged : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    // Once per process, while it is still single-threaded: a private mount namespace
-    // for the pod netns bind mounts.
-    if (::unshare(CLONE_NEWNS) == 0) {
-      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
-      mount_ns_ok_ = true;
-    }
+    if (::geteuid() == 0) mount_ns_ok_ = enterPrivateMountNamespace();
   }
 
   void SetUp() override {
@@ -65,11 +59,9 @@ class ReferencePluginsPrivileged : public ::testing::Test {
         GTEST_SKIP() << kPluginDir << "/" << p << " missing: install containernetworking-plugins";
       }
     }
-    orig_netns_.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-    ASSERT_TRUE(orig_netns_.valid());
-    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << "unshare node netns: " << strerror(errno);
+    Status entered = enterFreshNetns(orig_netns_);
+    ASSERT_TRUE(entered.ok()) << entered;
     in_node_ = true;
-    ASSERT_TRUE(setLinkUp("lo").ok());
     ASSERT_EQ(links(), std::vector<std::string>{"lo"}) << "node netns must be fresh";
     // sysfs as seen from the node netns (the plugins may read /sys/class/net).
     if (::mount("sysfs", "/sys", "sysfs", 0, nullptr) == 0) sys_mounted_ = true;
