@@ -16,9 +16,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <map>
@@ -100,6 +102,25 @@ StatusOr<std::string> runTool(const std::vector<std::string>& argv, const std::s
   return stdout_text;
 }
 
+// Serializes berth's read-modify-write of the nat table (iptables-save, then
+// iptables-restore --noflush) across plugin processes: two ADDs racing on an empty table
+// would otherwise both declare BERTH-HOSTPORTS, and a declaration flushes the chain.
+// Held for the life of the object. Without a writable /run the calls go unserialized.
+class RestoreLock {
+ public:
+  RestoreLock() {
+    for (const char* path : {"/run/lock/berth-cni-iptables.lock", "/run/berth-cni-iptables.lock"}) {
+      fd_.reset(::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+      if (fd_.valid()) break;
+    }
+    while (fd_.valid() && ::flock(fd_.get(), LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
 std::string masqChain(std::string_view network) {
   uint32_t h = 2166136261u;
   for (unsigned char c : network) {
@@ -125,6 +146,7 @@ class IptablesFirewall : public Firewall {
 
   Status ensureMasquerade(std::string_view network, const std::vector<std::string>& subnets,
                           const std::vector<std::string>& keep) override {
+    RestoreLock lock;
     RETURN_IF_ERROR(checkName("network name", network));
     std::string what = strCat("masquerade rules of network \"", network, "\"");
     for (const std::string& s : subnets) RETURN_IF_ERROR(withContext(checkCidr(s), what));
@@ -174,6 +196,7 @@ class IptablesFirewall : public Firewall {
   }
 
   Status removeMasquerade(std::string_view network) override {
+    RestoreLock lock;
     RETURN_IF_ERROR(checkName("network name", network));
     std::string chain = masqChain(network);
     for (bool v6 : {false, true}) {
@@ -215,6 +238,37 @@ class IptablesFirewall : public Firewall {
     return absl::OkStatus();
   }
 
+  // What `current` (iptables-save output) lacks of the hostPort chains and their jumps.
+  // A declared chain is flushed by iptables-restore --noflush, so BERTH-HOSTPORTS and
+  // BERTH-HOSTPORT-MASQ are declared only when missing; the jumps, if not exactly one
+  // each, are all deleted and written again.
+  static std::string hostPortSkeleton(const std::string& current) {
+    std::string out;
+    for (const char* chain : {kHostPorts, kHostPortMasq}) {
+      if (current.find(strCat(":", chain, " ")) == std::string::npos) out += strCat(":", chain, " - [0:0]\n");
+    }
+    const std::string wanted[] = {
+        strCat("-A PREROUTING -m addrtype --dst-type LOCAL -j ", kHostPorts),
+        strCat("-A OUTPUT -m addrtype --dst-type LOCAL -j ", kHostPorts),
+        strCat("-A POSTROUTING -j ", kHostPortMasq),
+    };
+    std::vector<std::string> jumps;
+    for (const std::string& line : split(current, '\n')) {
+      if (line.rfind("-A ", 0) == 0 && (line.ends_with(strCat("-j ", kHostPorts)) ||
+                                        line.ends_with(strCat("-j ", kHostPortMasq)))) {
+        jumps.push_back(line);
+      }
+    }
+    bool exact = jumps.size() == 3;
+    for (const std::string& w : wanted) {
+      exact = exact && std::find(jumps.begin(), jumps.end(), w) != jumps.end();
+    }
+    if (exact) return out;
+    for (const std::string& j : jumps) out += "-D" + j.substr(2) + "\n";
+    for (const std::string& w : wanted) out += w + "\n";
+    return out;
+  }
+
   // Deletions of the attachment's rules in `current` (iptables-save output).
   static std::string deletionsOf(const std::string& current, const std::string& tag) {
     std::string out;
@@ -229,6 +283,7 @@ class IptablesFirewall : public Firewall {
 
   Status addPortMappings(const Attachment& a, const std::vector<std::string>& pod_ips,
                          const std::vector<PortMapping>& mappings) override {
+    RestoreLock lock;
     RETURN_IF_ERROR(checkAttachment(a));
     RETURN_IF_ERROR(checkPortMappingInput(pod_ips, mappings));
     std::string tag = tagOf(a);
@@ -237,13 +292,7 @@ class IptablesFirewall : public Firewall {
       for (const std::string& ip : pod_ips) if (isV6(ip) == v6) ips.push_back(ip);
       if (ips.empty()) continue;
       ASSIGN_OR_RETURN(std::string current, save(v6));
-      std::string rules = "*nat\n";
-      if (current.find(strCat(":", kHostPorts, " ")) == std::string::npos) {
-        rules += strCat(":", kHostPorts, " - [0:0]\n:", kHostPortMasq, " - [0:0]\n",
-                        "-A PREROUTING -m addrtype --dst-type LOCAL -j ", kHostPorts, "\n",
-                        "-A OUTPUT -m addrtype --dst-type LOCAL -j ", kHostPorts, "\n",
-                        "-A POSTROUTING -j ", kHostPortMasq, "\n");
-      }
+      std::string rules = strCat("*nat\n", hostPortSkeleton(current));
       rules += deletionsOf(current, tag);
       for (const PortMapping& m : mappings) {
         if (!m.host_ip.empty() && isV6(m.host_ip) != v6) continue;
@@ -264,6 +313,7 @@ class IptablesFirewall : public Firewall {
   }
 
   Status removePortMappings(const Attachment& a) override {
+    RestoreLock lock;
     RETURN_IF_ERROR(checkAttachment(a));
     for (bool v6 : {false, true}) {
       ASSIGN_OR_RETURN(std::string current, save(v6));
@@ -285,6 +335,11 @@ class IptablesFirewall : public Firewall {
       for (const std::string& ip : pod_ips) any = any || isV6(ip) == v6;
       if (!any) continue;
       ASSIGN_OR_RETURN(std::string current, save(v6));
+      if (!mappings.empty() && !hostPortSkeleton(current).empty()) {
+        return failedPrecondition("hostPorts of ", tagOf(a), ": the ", v6 ? "ip6tables" : "iptables",
+                                  " nat jumps to ", kHostPorts, "/", kHostPortMasq,
+                                  " are missing or doubled; the next ADD with hostPorts restores them");
+      }
       std::vector<std::string> mine;
       for (const std::string& line : split(current, '\n')) {
         if (line.rfind(strCat("-A ", kHostPorts, " "), 0) == 0 && line.find(needle) != std::string::npos) {

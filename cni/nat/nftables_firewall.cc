@@ -21,16 +21,31 @@ std::string setOf(const std::vector<std::string>& items) {
   return strCat("{ ", joinStrings(items, ", "), " }");
 }
 
-// The base chains and jumps of the hostPort machinery (made once per node netns).
+// The base chains and jumps of the hostPort machinery, written when a listing of the
+// table lacks them (once per node netns, or after someone flushed them). prerouting and
+// output hold only the jump and are flushed first, so two plugins racing here still
+// leave one jump each; hostports and hostport-masq are never flushed.
 std::string hostPortSkeleton() {
   return strCat(
       "add table ", kTable, "\n",
       "add chain ", kTable, " hostports\n",
       "add chain ", kTable, " prerouting { type nat hook prerouting priority dstnat; }\n",
+      "flush chain ", kTable, " prerouting\n",
       "add rule ", kTable, " prerouting fib daddr type local jump hostports\n",
       "add chain ", kTable, " output { type nat hook output priority -100; }\n",
+      "flush chain ", kTable, " output\n",
       "add rule ", kTable, " output fib daddr type local jump hostports\n",
       "add chain ", kTable, " hostport-masq { type nat hook postrouting priority srcnat; }\n");
+}
+
+// True if a listing of our table has the hostPort base chains and their two jumps.
+bool hasHostPortSkeleton(const std::string& table) {
+  size_t jumps = 0;
+  for (size_t at = table.find("jump hostports"); at != std::string::npos;
+       at = table.find("jump hostports", at + 1)) {
+    ++jumps;
+  }
+  return jumps == 2 && table.find("chain hostport-masq {") != std::string::npos;
 }
 
 class NftablesFirewall : public Firewall {
@@ -159,9 +174,10 @@ class NftablesFirewall : public Firewall {
     return absl::OkStatus();
   }
 
-  // Handles of the attachment's rules per chain.
-  StatusOr<std::vector<std::pair<std::string, std::string>>> rulesOf(const std::string& tag) {
-    ASSIGN_OR_RETURN(std::string text, list(strCat("table ", kTable)));
+  // Chain and handle of each rule tagged `tag` in `text`, a listing of our table with
+  // handles.
+  static std::vector<std::pair<std::string, std::string>> rulesOf(const std::string& text,
+                                                                  const std::string& tag) {
     std::vector<std::pair<std::string, std::string>> out;  // chain, handle
     std::string chain;
     std::string needle = strCat("comment \"", tag, "\"");
@@ -185,11 +201,8 @@ class NftablesFirewall : public Firewall {
     RETURN_IF_ERROR(checkPortMappingInput(pod_ips, mappings));
     std::string tag = tagOf(a);
     ASSIGN_OR_RETURN(std::string table, list(strCat("table ", kTable)));
-    // The base chains are made once (a batch that flushes costs every later close an
-    // RCU grace period); two plugins racing here may both add the jump, which is
-    // harmless: the first DNAT ends the evaluation.
-    std::string cmds = table.find("chain prerouting {") == std::string::npos ? hostPortSkeleton() : "";
-    ASSIGN_OR_RETURN(auto existing, rulesOf(tag));
+    std::string cmds = hasHostPortSkeleton(table) ? "" : hostPortSkeleton();
+    auto existing = rulesOf(table, tag);
     for (const auto& [chain, handle] : existing) {
       cmds += strCat("delete rule ", kTable, " ", chain, " handle ", handle, "\n");
     }
@@ -214,7 +227,8 @@ class NftablesFirewall : public Firewall {
   Status removePortMappings(const Attachment& a) override {
     RETURN_IF_ERROR(checkAttachment(a));
     std::string tag = tagOf(a);
-    ASSIGN_OR_RETURN(auto existing, rulesOf(tag));
+    ASSIGN_OR_RETURN(std::string table, list(strCat("table ", kTable)));
+    auto existing = rulesOf(table, tag);
     if (existing.empty()) return absl::OkStatus();
     std::string cmds;
     for (const auto& [chain, handle] : existing) {
@@ -227,7 +241,11 @@ class NftablesFirewall : public Firewall {
                            const std::vector<PortMapping>& mappings) override {
     RETURN_IF_ERROR(checkAttachment(a));
     RETURN_IF_ERROR(checkPortMappingInput(pod_ips, mappings));
-    ASSIGN_OR_RETURN(std::string text, list(strCat("chain ", kTable, " hostports")));
+    ASSIGN_OR_RETURN(std::string text, list(strCat("table ", kTable)));
+    if (!mappings.empty() && !pod_ips.empty() && !hasHostPortSkeleton(text)) {
+      return failedPrecondition("hostPorts of ", tagOf(a), ": the jumps to chain hostports in table ",
+                                kTable, " are missing; the next ADD with hostPorts restores them");
+    }
     std::string needle = strCat("comment \"", tagOf(a), "\"");
     std::vector<std::string> mine;
     for (const std::string& line : split(text, '\n')) {

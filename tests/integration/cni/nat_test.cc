@@ -299,6 +299,68 @@ TEST_P(NatPrivileged, PortMappingsAddCheckListRemove) {
   EXPECT_THAT(std::string(st.message()), HasSubstr("c0ffee0002"));
 }
 
+// Eight plugins at once on an empty node: one masquerade rule set, one set of jumps,
+// every attachment's hostPort in place.
+TEST_P(NatPrivileged, ConcurrentAddsLeaveOneRuleSetAndEveryAttachment) {
+  constexpr int kN = 8;
+  std::vector<Status> results(kN);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kN; ++i) {
+    // Threads start in the creating thread's netns: the node's.
+    threads.emplace_back([&, i] {
+      auto fw = Firewall::open(GetParam());
+      if (!fw.ok()) {
+        results[i] = fw.status();
+        return;
+      }
+      Status st = (*fw)->ensureMasquerade(kNet, kSubnets);
+      if (st.ok()) {
+        st = (*fw)->addPortMappings({kNet, strCat("conc", i), "eth0"}, {strCat("10.244.0.", 10 + i)},
+                                    {{20000 + i, 80, "tcp", ""}});
+      }
+      results[i] = st;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kN; ++i) EXPECT_TRUE(results[i].ok()) << i << ": " << results[i];
+  auto list = fw_->portMappingAttachments(kNet);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), static_cast<size_t>(kN));
+  for (int i = 0; i < kN; ++i) {
+    Status st = fw_->checkPortMappings({kNet, strCat("conc", i), "eth0"}, {strCat("10.244.0.", 10 + i)},
+                                       {{20000 + i, 80, "tcp", ""}});
+    EXPECT_TRUE(st.ok()) << st;
+  }
+  EXPECT_TRUE(fw_->checkMasquerade(kNet, kSubnets).ok());
+  std::string text = dump();
+  if (nft()) {
+    EXPECT_EQ(countOf(text, "jump hostports"), 2u) << text;
+    EXPECT_EQ(countOf(text, "masquerade comment \"berth-cni "), 2u) << text;
+  } else {
+    EXPECT_EQ(countOf(text, "-j BERTH-HOSTPORTS\n"), 2u) << text;
+    EXPECT_EQ(countOf(text, "-j BERTH-HOSTPORT-MASQ\n"), 1u) << text;
+    EXPECT_EQ(countOf(text, "-A POSTROUTING -s 10.244.0.0/24 "), 1u) << text;
+  }
+
+  // The jumps flushed behind our back: CHECK says so, the next ADD restores them.
+  if (nft()) {
+    ASSERT_EQ(raw_->run("flush chain inet berth-cni prerouting"), "");
+  } else {
+    ASSERT_TRUE(runShell("iptables -t nat -F PREROUTING"));
+  }
+  Attachment a0{kNet, "conc0", "eth0"};
+  Status st = fw_->checkPortMappings(a0, {"10.244.0.10"}, {{20000, 80, "tcp", ""}});
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  ASSERT_TRUE(fw_->addPortMappings(a0, {"10.244.0.10"}, {{20000, 80, "tcp", ""}}).ok());
+  st = fw_->checkPortMappings(a0, {"10.244.0.10"}, {{20000, 80, "tcp", ""}});
+  EXPECT_TRUE(st.ok()) << st;
+  text = dump();
+  EXPECT_EQ(countOf(text, nft() ? "jump hostports" : "-j BERTH-HOSTPORTS\n"), 2u) << text;
+  list = fw_->portMappingAttachments(kNet);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), static_cast<size_t>(kN));
+}
+
 TEST_P(NatPrivileged, BadInputIsRejectedAndChangesNothing) {
   ASSERT_TRUE(fw_->ensureMasquerade(kNet, kSubnets).ok());
   ASSERT_TRUE(fw_->addPortMappings(kA, {"10.244.0.2"}, {{8080, 80, "tcp", ""}}).ok());
