@@ -5,10 +5,14 @@
 // SetUp asserts that the thread is no longer in the initial network namespace before
 // anything talks to nftables or iptables. At the end the thread returns to its original
 // namespace and the node namespace disappears with every rule in it.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <nftables/libnftables.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +78,62 @@ class RawNft {
  private:
   nft_ctx* ctx_;
 };
+
+// IPv6 counterparts of the net_test_util TCP helpers (those are IPv4 only).
+StatusOr<UniqueFd> listenTcp6(uint16_t port) {
+  UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return lastErrnoError("socket");
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_port = htons(port);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return lastErrnoError("bind");
+  if (::listen(fd.get(), 4) != 0) return lastErrnoError("listen");
+  return fd;
+}
+
+Status connectAndSend6(const std::string& ip, uint16_t port, const std::string& message) {
+  UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return lastErrnoError("socket");
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_port = htons(port);
+  ::inet_pton(AF_INET6, ip.c_str(), &addr.sin6_addr);
+  std::string what = strCat("connect [", ip, "]:", port);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 && errno != EINPROGRESS) {
+    return lastErrnoError(what);
+  }
+  pollfd p{fd.get(), POLLOUT, 0};
+  if (::poll(&p, 1, 5000) != 1) return absl::DeadlineExceededError(what + ": timeout");
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) return errnoError(err, what);
+  if (::send(fd.get(), message.data(), message.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(message.size())) {
+    return lastErrnoError("send");
+  }
+  return absl::OkStatus();
+}
+
+StatusOr<std::string> acceptAndRead6(int listener, std::string* peer) {
+  pollfd p{listener, POLLIN, 0};
+  if (::poll(&p, 1, 5000) != 1) return absl::DeadlineExceededError("accept: timeout");
+  sockaddr_in6 from{};
+  socklen_t from_len = sizeof(from);
+  UniqueFd conn(::accept4(listener, reinterpret_cast<sockaddr*>(&from), &from_len, SOCK_CLOEXEC));
+  if (!conn) return lastErrnoError("accept");
+  char buf[INET6_ADDRSTRLEN];
+  ::inet_ntop(AF_INET6, &from.sin6_addr, buf, sizeof(buf));
+  *peer = buf;
+  pollfd q{conn.get(), POLLIN, 0};
+  if (::poll(&q, 1, 5000) != 1) return absl::DeadlineExceededError("read: timeout");
+  char data[256];
+  ssize_t n = ::read(conn.get(), data, sizeof(data));
+  if (n < 0) return lastErrnoError("read");
+  return std::string(data, static_cast<size_t>(n));
+}
 
 std::string backendName(Backend b) { return b == Backend::kNftables ? "nftables" : "iptables"; }
 
@@ -467,6 +527,54 @@ TEST_P(NatPrivileged, TrafficIsMasqueradedAndHostPortsReachThePod) {
   ASSERT_TRUE(fw_->removePortMappings(a).ok());
   st = runInNetns(netnsPath("out"), [] { return connectAndSend("192.168.77.1", 18080, "gone"); });
   EXPECT_FALSE(st.ok());
+}
+
+// The same over IPv6 (addresses without DAD so they are usable at once):
+//   pod  eth0 fd44:0:0:1::2/64 (default via fd44:0:0:1::1)   node vpod fd44:0:0:1::1/64
+//   node vout fd77::1/64                                       out  eth0 fd77::2/64
+TEST_P(NatPrivileged, Ipv6TrafficIsMasqueradedAndHostPortsReachThePod) {
+  makeNetns("pod");
+  makeNetns("out");
+  if (HasFatalFailure()) return;
+  ASSERT_TRUE(runShell(strCat("ip link add vpod type veth peer name eth0 netns ", netnsPath("pod"),
+                              " && ip link add vout type veth peer name eth0 netns ",
+                              netnsPath("out"),
+                              " && ip addr add fd44:0:0:1::1/64 dev vpod nodad && ip link set vpod up"
+                              " && ip addr add fd77::1/64 dev vout nodad && ip link set vout up"
+                              " && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding")))
+      << "ip (iproute2) is needed to make the test's veths";
+  shellIn("pod", "ip link set lo up && ip addr add fd44:0:0:1::2/64 dev eth0 nodad"
+                 " && ip link set eth0 up && ip -6 route add default via fd44:0:0:1::1");
+  shellIn("out", "ip link set lo up && ip addr add fd77::2/64 dev eth0 nodad && ip link set eth0 up");
+  if (HasFatalFailure()) return;
+
+  ASSERT_TRUE(fw_->ensureMasquerade(kNet, kSubnets).ok());
+  UniqueFd out_listener;
+  ASSERT_TRUE(runInNetns(netnsPath("out"), [&]() -> Status {
+                ASSIGN_OR_RETURN(out_listener, listenTcp6(7070));
+                return absl::OkStatus();
+              }).ok());
+  Status st = runInNetns(netnsPath("pod"), [] { return connectAndSend6("fd77::2", 7070, "masq6"); });
+  ASSERT_TRUE(st.ok()) << st;
+  std::string peer;
+  auto got = acceptAndRead6(out_listener.get(), &peer);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "masq6");
+  EXPECT_EQ(peer, "fd77::1");
+
+  Attachment a{kNet, "trafficpod6", "eth0"};
+  ASSERT_TRUE(fw_->addPortMappings(a, {"10.244.0.2", "fd44:0:0:1::2"}, {{18080, 8080, "tcp", ""}}).ok());
+  UniqueFd pod_listener;
+  ASSERT_TRUE(runInNetns(netnsPath("pod"), [&]() -> Status {
+                ASSIGN_OR_RETURN(pod_listener, listenTcp6(8080));
+                return absl::OkStatus();
+              }).ok());
+  st = runInNetns(netnsPath("out"), [] { return connectAndSend6("fd77::1", 18080, "from-out6"); });
+  ASSERT_TRUE(st.ok()) << st;
+  got = acceptAndRead6(pod_listener.get(), &peer);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "from-out6");
+  EXPECT_EQ(peer, "fd77::2");
 }
 
 TEST_P(NatPrivileged, EnsureMasqueradeLatency) {
