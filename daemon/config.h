@@ -17,6 +17,7 @@
 //   pod-cidr-file        where berthd writes pod-cidr for berth-ipam's podCIDRFile
 //                                                                        <state>/pod-cidr
 //   node-route           other nodes' pod subnets: "SUBNET via NODE_IP" (list) []
+//                        (pod-cidr and node-route are re-read from the file on SIGHUP)
 //
 // Two berthd instances with different root, state and listen values do not share any
 // file, so tests and multi-node simulations can run several on one host.

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -130,6 +131,7 @@ int run(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto db = Database::open(fs::join(config.root, "berth.db"));
@@ -142,16 +144,17 @@ int run(int argc, char** argv) {
   if (!images.ok()) return fail(images.status());
 
   // The node side of the pod network: this node's pod subnets for berth-ipam
-  // (podCIDRFile) and one route per other node's pod subnet (host-gw).
-  auto node_routes = cni::parseNodeRoutes(config.node_routes);
-  if (!node_routes.ok()) return fail(node_routes.status());
-  if (Status st = cni::writePodCidrFile(config.pod_cidr_file, config.pod_cidrs); !st.ok()) {
-    return fail(st);
-  }
-  if (Status st = cni::reconcileNodeRoutes(*node_routes); !st.ok()) {
-    return fail(withContext(st, "set up routes to the other nodes' pod subnets (node-route)"));
-  }
-  if (!node_routes->empty()) logger->info("{} node route(s) in place", node_routes->size());
+  // (podCIDRFile) and one route per other node's pod subnet (host-gw). Applied at start
+  // and again on SIGHUP, when nodes came or went in the config file.
+  auto applyNodeNetwork = [&logger](const Config& c) -> Status {
+    ASSIGN_OR_RETURN(std::vector<cni::NodeRoute> routes, cni::parseNodeRoutes(c.node_routes));
+    RETURN_IF_ERROR(cni::writePodCidrFile(c.pod_cidr_file, c.pod_cidrs));
+    RETURN_IF_ERROR_CTX(cni::reconcileNodeRoutes(routes),
+                        "set up routes to the other nodes' pod subnets (node-route)");
+    logger->info("pod network: {} pod CIDR(s), {} node route(s)", c.pod_cidrs.size(), routes.size());
+    return absl::OkStatus();
+  };
+  if (Status st = applyNodeNetwork(config); !st.ok()) return fail(st);
 
   cri::RuntimeInfo info;
   info.runtime_version = kVersion;
@@ -213,7 +216,29 @@ int run(int argc, char** argv) {
                cgroupDriverName(config.cgroup_driver));
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  for (;;) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    // SIGHUP: re-read the pod network keys of the config file (flags still win).
+    Config fresh = config;
+    for (auto [key, field] : {std::pair{"pod-cidr", &fresh.pod_cidrs},
+                              std::pair{"node-route", &fresh.node_routes}}) {
+      if (std::find(set_by_flags.begin(), set_by_flags.end(), key) == set_by_flags.end()) {
+        field->clear();
+      }
+    }
+    Status st = config.config_file.empty()
+                    ? absl::OkStatus()
+                    : applyConfigFile(config.config_file, set_by_flags, fresh);
+    if (st.ok()) st = finalize(fresh);
+    if (st.ok()) st = applyNodeNetwork(fresh);
+    if (st.ok()) {
+      config.pod_cidrs = fresh.pod_cidrs;
+      config.node_routes = fresh.node_routes;
+    } else {
+      logger->error("SIGHUP: pod network not reloaded: {}", std::string(st.message()));
+    }
+  }
   logger->info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   if (pods.ok()) (*pods)->closeEventStreams();  // event streams end now, not at the deadline
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -622,6 +622,61 @@ TEST_F(BerthdPodsTest, BerthBridgeOnThePodCidrFromBerthdsConfig) {
   EXPECT_THAT(*allocations, ::testing::Not(HasSubstr(ps.network().ip() + " ")));
 }
 
+TEST_F(BerthdPodsTest, NodeRoutesFollowTheConfigFileOnSighup) {
+  // The suite runs in a netns of its own: give it a link to another "node" subnet.
+  ASSERT_EQ(std::system("ip link add bte2e0 type veth peer name bte2e1 && "
+                        "ip addr add 192.168.77.1/24 dev bte2e0 && ip link set bte2e0 up && "
+                        "ip link set bte2e1 up"),
+            0);
+  auto routes = [] {
+    std::string out;
+    FILE* f = ::popen("ip route show proto 98", "r");
+    char buf[512];
+    size_t n;
+    while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+    if (f) ::pclose(f);
+    return out;
+  };
+  berthd_.reset();
+  char tmpl[] = "/tmp/berth-e2e-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  writeBridgeConflist(dir, "10.77.0.0/24");
+  std::string config = dir + "/berthd.toml";
+  auto writeConfig = [&](const std::string& routes_toml) {
+    ASSERT_TRUE(fs::writeFileAtomic(config, strCat("pod-cidr = [\"10.79.0.0/24\"]\n",
+                                                   "node-route = [", routes_toml, "]\n"))
+                    .ok());
+  };
+  writeConfig(R"("10.79.1.0/24 via 192.168.77.2", "10.79.2.0/24 via 192.168.77.3")");
+  berthd_ = std::make_unique<Berthd>(
+      std::vector<std::string>{"--config", config, "--cni-bin-dir", kCniBin}, dir);
+  ASSERT_TRUE(berthd_->ready()) << berthd_->log();
+  EXPECT_THAT(*fs::readFile(dir + "/state/pod-cidr"), HasSubstr("10.79.0.0/24"));
+  EXPECT_THAT(routes(), HasSubstr("10.79.1.0/24 via 192.168.77.2"));
+  EXPECT_THAT(routes(), HasSubstr("10.79.2.0/24 via 192.168.77.3"));
+  // Node 2 leaves, node 3 comes.
+  writeConfig(R"("10.79.1.0/24 via 192.168.77.2", "10.79.3.0/24 via 192.168.77.4")");
+  ASSERT_EQ(::kill(berthd_->pid(), SIGHUP), 0);
+  std::string now;
+  for (int i = 0; i < 100; ++i) {
+    now = routes();
+    if (now.find("10.79.3.0/24") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_THAT(now, HasSubstr("10.79.3.0/24 via 192.168.77.4"));
+  EXPECT_THAT(now, HasSubstr("10.79.1.0/24 via 192.168.77.2"));
+  EXPECT_THAT(now, ::testing::Not(HasSubstr("10.79.2.0/24")));
+  // A bad entry is refused with a log line and changes nothing.
+  writeConfig(R"("10.79.1.0/24 to 192.168.77.2")");
+  ASSERT_EQ(::kill(berthd_->pid(), SIGHUP), 0);
+  for (int i = 0; i < 100 && berthd_->log().find("not reloaded") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_THAT(berthd_->log(), HasSubstr("SUBNET via NODE_IP"));
+  EXPECT_THAT(routes(), HasSubstr("10.79.3.0/24 via 192.168.77.4"));
+  (void)std::system("ip link del bte2e0");
+}
+
 TEST_F(BerthdPodsTest, LogRotationWithReopenContainerLog) {
   pull();
   if (HasFatalFailure()) return;
