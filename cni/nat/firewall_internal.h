@@ -53,6 +53,10 @@ std::optional<Attachment> attachmentInComment(std::string_view line, std::string
 
 // The iptables backend (cni/nat/iptables_firewall.cc).
 std::unique_ptr<Firewall> newIptablesFirewall();
+
+// The iptables backend's read-modify-write lock file for the calling thread's network
+// namespace: /run/lock/berth-cni-iptables-<netns inode>.lock.
+std::string iptablesLockPath();
 // True if iptables-restore is an executable in PATH.
 bool iptablesAvailable();
 // The nftables backend (cni/nat/nftables_firewall.cc). With `probe`, one read checks that

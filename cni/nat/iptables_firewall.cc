@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <spawn.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,14 +106,12 @@ StatusOr<std::string> runTool(const std::vector<std::string>& argv, const std::s
 // Serializes berth's read-modify-write of the nat table (iptables-save, then
 // iptables-restore --noflush) across plugin processes: two ADDs racing on an empty table
 // would otherwise both declare BERTH-HOSTPORTS, and a declaration flushes the chain.
-// Held for the life of the object. Without a writable /run the calls go unserialized.
+// Held for the life of the object. One lock per network namespace (iptables tables are
+// per netns). Without a writable /run/lock the calls go unserialized.
 class RestoreLock {
  public:
   RestoreLock() {
-    for (const char* path : {"/run/lock/berth-cni-iptables.lock", "/run/berth-cni-iptables.lock"}) {
-      fd_.reset(::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-      if (fd_.valid()) break;
-    }
+    fd_.reset(::open(iptablesLockPath().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     while (fd_.valid() && ::flock(fd_.get(), LOCK_EX) != 0 && errno == EINTR) {
     }
   }
@@ -397,6 +396,12 @@ bool iptablesAvailable() {
     if (::access(strCat(dir, "/iptables-restore").c_str(), X_OK) == 0) return true;
   }
   return false;
+}
+
+std::string iptablesLockPath() {
+  struct stat st {};
+  unsigned long long ino = ::stat("/proc/thread-self/ns/net", &st) == 0 ? st.st_ino : 0;
+  return strCat("/run/lock/berth-cni-iptables-", ino, ".lock");
 }
 
 std::unique_ptr<Firewall> newIptablesFirewall() { return std::make_unique<IptablesFirewall>(); }

@@ -17,6 +17,7 @@
 
 #include "cni/bridge/bridge_config.h"
 #include "cni/nat/firewall.h"
+#include "cni/nat/firewall_internal.h"
 #include "cni/netns.h"
 #include "cni/plugin_exec.h"
 #include "cni/runtime.h"
@@ -73,6 +74,7 @@ class BerthBridgePrivileged : public ::testing::Test {
     for (const std::string& id : pods_) destroyNetns(netnsPath(id));
     if (sys_mounted_) ::umount2("/sys", MNT_DETACH);
     if (in_node_) {
+      ::unlink(nat::iptablesLockPath().c_str());  // the iptables backend's lock of this netns
       EXPECT_EQ(::setns(orig_netns_.get(), CLONE_NEWNET), 0);
     }
   }

@@ -25,6 +25,7 @@
 #include <gtest/gtest.h>
 
 #include "cni/nat/firewall.h"
+#include "cni/nat/firewall_internal.h"
 #include "cni/netns.h"
 #include "common/fs.h"
 #include "common/unique_fd.h"
@@ -179,6 +180,7 @@ class NatPrivileged : public ::testing::TestWithParam<Backend> {
     raw_.reset();
     for (const std::string& p : netns_paths_) destroyNetns(p);
     if (in_node_) {
+      ::unlink(iptablesLockPath().c_str());  // the iptables backend's lock of this netns
       ASSERT_EQ(::setns(orig_netns_.get(), CLONE_NEWNET), 0) << strerror(errno);
     }
   }
