@@ -41,4 +41,19 @@ std::string hex(unsigned long long value) {
   return buf;
 }
 
+uint64_t fnv1a64(std::string_view text) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string fnv1a64Hex(std::string_view text) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(fnv1a64(text)));
+  return buf;
+}
+
 }  // namespace berth

@@ -4,6 +4,8 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
+
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -55,5 +57,12 @@ std::string_view trim(std::string_view text);
 
 // Lowercase hexadecimal of `value` without a prefix.
 std::string hex(unsigned long long value);
+
+// FNV-1a, 64 bits: a fast non-cryptographic hash for names and fingerprints derived
+// from text (never for anything an attacker could exploit by colliding).
+uint64_t fnv1a64(std::string_view text);
+
+// fnv1a64(text) as exactly 16 lowercase hex digits.
+std::string fnv1a64Hex(std::string_view text);
 
 }  // namespace berth

@@ -239,22 +239,9 @@ StatusOr<BridgeConfig> parseBridgeConfig(const plugin::Request& request) {
 }
 
 std::string hostVethName(std::string_view container_id, std::string_view ifname) {
-  // FNV-1a, 64 bits: enough to keep names of one node's attachments apart, and cheap
-  // (no crypto library in a plugin that is exec'd per pod).
-  uint64_t h = 0xcbf29ce484222325ULL;
-  auto feed = [&h](std::string_view s) {
-    for (unsigned char ch : s) {
-      h ^= ch;
-      h *= 0x100000001b3ULL;
-    }
-  };
-  feed(container_id);
-  feed("/");
-  feed(ifname);
-  static const char kHex[] = "0123456789abcdef";
-  std::string name = "bv";
-  for (int i = 0; i < 11; ++i) name.push_back(kHex[(h >> (60 - 4 * i)) & 0xf]);
-  return name;
+  // FNV-1a: enough to keep one node's attachments apart, and cheap (no crypto library
+  // in a plugin that is exec'd per pod).
+  return "bv" + fnv1a64Hex(strCat(container_id, "/", ifname)).substr(0, 11);
 }
 
 }  // namespace berth::cni::bridge

@@ -81,16 +81,7 @@ bool containsToken(std::string_view text, std::string_view token) {
   return false;
 }
 
-std::string fingerprint(std::string_view text) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
+std::string fingerprint(std::string_view text) { return fnv1a64Hex(text); }
 
 Status checkIp(std::string_view ip) {
   if (ip.find('/') != std::string_view::npos) return invalidArgument("\"", ip, "\" is not an IP address");

@@ -121,14 +121,7 @@ class RestoreLock {
 };
 
 std::string masqChain(std::string_view network) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : network) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "%08x", h);
-  return strCat("BERTH-MASQ-", buf);
+  return strCat("BERTH-MASQ-", fnv1a64Hex(network).substr(0, 8));
 }
 
 class IptablesFirewall : public Firewall {

@@ -23,7 +23,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -31,6 +30,7 @@
 #include "cni/plugin_exec.h"
 #include "common/fs.h"
 #include "common/json.h"
+#include "tests/integration/cni/net_test_util.h"
 
 namespace berth {
 namespace {
@@ -47,22 +47,6 @@ struct Plugin {
   Json conf;
   std::vector<double> add_ms, del_ms;
 };
-
-Status pinNetns(const std::string& path) {
-  RETURN_IF_ERROR(fs::writeFileAtomic(path, ""));
-  Status result;
-  std::thread t([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      result = lastErrnoError("unshare(CLONE_NEWNET)");
-      return;
-    }
-    if (::mount("/proc/thread-self/ns/net", path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-      result = lastErrnoError("bind mount netns");
-    }
-  });
-  t.join();
-  return result;
-}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -111,7 +95,7 @@ int runRound(int pods, const std::string& bridge_binary, const std::string& dir)
     for (Plugin& p : plugins) {
       std::string id = strCat("p", i, "-", p.type);
       std::string ns = strCat(dir, "/ns-", id);
-      if (Status st = pinNetns(ns); !st.ok()) {
+      if (Status st = cni::testing::net::createNetns(ns); !st.ok()) {
         fprintf(stderr, "pin netns: %s\n", std::string(st.message()).c_str());
         return 1;
       }
@@ -133,8 +117,7 @@ int runRound(int pods, const std::string& bridge_binary, const std::string& dir)
         return 1;
       }
       p.del_ms.push_back(*ms);
-      ::umount2(ns.c_str(), MNT_DETACH);
-      ::unlink(ns.c_str());
+      cni::testing::net::destroyNetns(ns);
     }
   }
   printf("\n%d pods, ipMasq on (ms)       ADD p50   ADD p99   DEL p50   DEL p99   ADD p50 first/last 50\n",
