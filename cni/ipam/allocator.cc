@@ -1,304 +1,299 @@
 #include "cni/ipam/allocator.h"
 
-#include <algorithm>
-#include <limits>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cctype>
 #include <map>
-#include <optional>
 
 #include "common/fs.h"
+#include "common/unique_fd.h"
 
 namespace berth::cni::ipam {
+
+struct Allocator::State {
+  std::map<size_t, IpAddress> last;   // range set index -> last address handed out
+  std::vector<Allocation> allocations;
+};
+
 namespace {
 
-Status checkAttachment(std::string_view container_id, std::string_view ifname) {
-  RETURN_IF_ERROR(checkStoreName("container ID", container_id));
-  return checkStoreName("interface name", ifname);
+constexpr char kHeader[] = "# berth-ipam v1";
+
+bool isSafeToken(std::string_view s) {
+  if (s.empty() || s == "." || s == ".." || s.size() > 253) return false;
+  for (char c : s) {
+    if (c == '/' || std::isspace(static_cast<unsigned char>(c)) ||
+        !std::isprint(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
 }
 
-uint64_t saturatingAdd(uint64_t a, uint64_t b) {
-  return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max()
-                                                      : a + b;
+Status checkIds(std::string_view container_id, std::string_view ifname) {
+  if (!isSafeToken(container_id)) {
+    return invalidArgument("container ID \"", container_id,
+                           "\" is not usable (empty, '/', whitespace or control characters)");
+  }
+  if (!isSafeToken(ifname)) {
+    return invalidArgument("interface name \"", ifname, "\" is not usable");
+  }
+  return absl::OkStatus();
 }
+
+// Closes the lock fd (releasing the flock) when it goes out of scope.
+struct LockGuard {
+  int fd;
+  ~LockGuard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 }  // namespace
 
-StatusOr<Allocator> Allocator::open(const IpamConfig& config, std::string_view network_name) {
-  Status name_ok = checkStoreName("network name", network_name);
-  if (!name_ok.ok()) {
-    return invalidArgument(name_ok.message(), " (the network's \"name\" names its IPAM directory)");
+StatusOr<Allocator> Allocator::open(const IpamConfig& config, std::string_view network) {
+  if (!isSafeToken(network)) {
+    return invalidArgument("network name \"", network,
+                           "\" cannot name an IPAM directory (empty, '/', whitespace)");
   }
-  if (config.range_sets.empty()) {
-    return invalidArgument("IPAM configuration of network \"", network_name,
-                           "\" has no range set to allocate from");
-  }
-  return Allocator(config, std::string(network_name),
-                   fs::join(config.data_dir, std::string(network_name)));
+  return Allocator(config, std::string(network), fs::join(config.data_dir, std::string(network)));
 }
 
-bool Allocator::locate(const IpAddress& ip, size_t* set, const IpRange** range) const {
-  for (size_t s = 0; s < config_.range_sets.size(); ++s) {
-    for (const IpRange& r : config_.range_sets[s]) {
-      if (r.inRange(ip)) {
-        if (set != nullptr) *set = s;
-        if (range != nullptr) *range = &r;
-        return true;
-      }
+StatusOr<int> Allocator::lock(bool create) {
+  if (create) RETURN_IF_ERROR_CTX(fs::mkdirAll(dir_, 0700), "create IPAM data dir");
+  std::string path = fs::join(dir_, "lock");
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+  if (fd < 0) return lastErrnoError(strCat("open IPAM lock \"", path, "\""));
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    Status st = lastErrnoError(strCat("lock \"", path, "\""));
+    ::close(fd);
+    return st;
+  }
+  return fd;
+}
+
+StatusOr<Allocator::State> Allocator::read() {
+  State s;
+  std::string path = fs::join(dir_, "allocations");
+  auto text = fs::readFile(path);
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status())) return s;
+    return withContext(text.status(), "read IPAM allocations");
+  }
+  for (const std::string& line : split(*text, '\n', /*skip_empty=*/true)) {
+    if (line[0] == '#') continue;
+    std::vector<std::string> f = split(line, ' ', /*skip_empty=*/true);
+    if (f.size() == 3 && f[0] == "last") {
+      auto ip = IpAddress::parse(f[2]);
+      if (ip.ok()) s.last[static_cast<size_t>(std::atoi(f[1].c_str()))] = *ip;
+      continue;
     }
+    auto ip = f.size() == 3 ? IpAddress::parse(f[0]) : StatusOr<IpAddress>(absl::UnknownError(""));
+    if (!ip.ok()) continue;  // a torn line cannot happen (rename); skip anything odd
+    s.allocations.push_back({*ip, f[1], f[2]});
   }
-  return false;
+  return s;
 }
 
-IpConfig Allocator::toIpConfig(const IpAddress& ip) const {
-  const IpRange* r = nullptr;
-  IpConfig c;
-  if (locate(ip, nullptr, &r)) {
-    c.address = strCat(ip.toString(), "/", r->subnet.length);
-    c.gateway = r->gateway.toString();
-  } else {
-    c.address = strCat(ip.toString(), "/", ip.bits());
+Status Allocator::write(const State& s) {
+  std::string out = strCat(kHeader, "\n");
+  for (const auto& [set, ip] : s.last) out += strCat("last ", set, " ", ip.toString(), "\n");
+  for (const Allocation& a : s.allocations) {
+    out += strCat(a.ip.toString(), " ", a.container_id, " ", a.ifname, "\n");
   }
-  return c;
+  std::string tmp = fs::join(dir_, "allocations.tmp");
+  std::string path = fs::join(dir_, "allocations");
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return lastErrnoError(strCat("write \"", tmp, "\""));
+  UniqueFd guard(fd);
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::write(fd, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return lastErrnoError(strCat("write \"", tmp, "\""));
+    done += static_cast<size_t>(n);
+  }
+  guard.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return lastErrnoError(strCat("rename \"", tmp, "\" to \"", path, "\""));
+  }
+  return absl::OkStatus();
 }
 
-uint64_t Allocator::usedIn(size_t s, const std::vector<Allocation>& all) const {
-  uint64_t used = 0;
-  for (const Allocation& a : all) {
-    for (const IpRange& r : config_.range_sets[s]) {
-      if (r.inRange(a.ip) && !r.isReserved(a.ip)) {
-        ++used;
-        break;
-      }
-    }
-  }
-  return used;
+bool Allocator::reserved(const IpRange& range, const IpAddress& ip) const {
+  if (ip == range.gateway || ip == range.subnet.networkAddress()) return true;
+  return range.subnet.isV4() && ip == range.subnet.lastAddress();
 }
 
-uint64_t Allocator::capacityOf(size_t s) const {
+uint64_t Allocator::capacityOf(size_t set) const {
   uint64_t total = 0;
-  for (const IpRange& r : config_.range_sets[s]) total = saturatingAdd(total, r.capacity());
+  for (const IpRange& r : config_.range_sets[set]) {
+    uint64_t n = IpAddress::countInclusive(r.range_start, r.range_end);
+    for (const IpAddress& ip : {r.gateway, r.subnet.networkAddress(), r.subnet.lastAddress()}) {
+      if (n > 0 && !(ip < r.range_start) && !(r.range_end < ip) && reserved(r, ip)) --n;
+    }
+    total = total > UINT64_MAX - n ? UINT64_MAX : total + n;
+  }
   return total;
-}
-
-Status Allocator::exhausted(size_t s, uint64_t used) const {
-  std::vector<std::string> ranges;
-  for (const IpRange& r : config_.range_sets[s]) ranges.push_back(r.describeUsable());
-  return absl::ResourceExhaustedError(strCat(
-      "network \"", network_, "\": no free IP address in range ", joinStrings(ranges, ", "),
-      " (range set ", s, "): ", used, " of ", capacityOf(s),
-      " addresses are allocated; free addresses by removing pods that no longer run (CNI DEL "
-      "or GC releases their IPs) or widen the range (ipam subnet/rangeStart/rangeEnd, or the "
-      "node's pod CIDR)"));
-}
-
-StatusOr<std::vector<IpAddress>> Allocator::heldBy(std::string_view container_id,
-                                                   std::string_view ifname) {
-  auto index = store_.readOwner(container_id, ifname);
-  std::vector<IpAddress> listed;
-  if (index.ok()) {
-    if (*index) listed = std::move(**index);
-  } else if (absl::IsDataLoss(index.status())) {
-    // A damaged owner file (other hands): find the attachment's addresses the slow way.
-    ASSIGN_OR_RETURN(std::vector<Allocation> all, store_.scan(/*read_owners=*/true));
-    for (const Allocation& a : all) {
-      if (a.ownedBy(container_id, ifname)) listed.push_back(a.ip);
-    }
-  } else {
-    return index.status();
-  }
-  std::vector<IpAddress> held;
-  for (const IpAddress& ip : listed) {
-    if (std::find(held.begin(), held.end(), ip) != held.end()) continue;
-    ASSIGN_OR_RETURN(std::optional<Allocation> a, store_.readAddress(ip));
-    if (a && a->ownedBy(container_id, ifname)) held.push_back(ip);  // else a stale entry
-  }
-  return held;
-}
-
-StatusOr<IpAddress> Allocator::nextFree(size_t s, const std::set<IpAddress>& claimed) {
-  const std::vector<IpRange>& ranges = config_.range_sets[s];
-  // Start after the set's cursor when it lies in one of its ranges, else at the start.
-  size_t start_ri = 0;
-  IpAddress start = ranges[0].range_start;
-  if (std::optional<IpAddress> last = store_.lastReserved(s)) {
-    for (size_t k = 0; k < ranges.size(); ++k) {
-      if (!ranges[k].inRange(*last)) continue;
-      if (*last == ranges[k].range_end) {
-        start_ri = (k + 1) % ranges.size();
-        start = ranges[start_ri].range_start;
-      } else {
-        start_ri = k;
-        start = last->next();
-      }
-      break;
-    }
-  }
-  size_t ri = start_ri;
-  IpAddress cursor = start;
-  auto advance = [&] {
-    if (cursor == ranges[ri].range_end) {
-      ri = (ri + 1) % ranges.size();
-      cursor = ranges[ri].range_start;
-    } else {
-      cursor = cursor.next();
-    }
-  };
-  // Round-robin usually finds a free address right after the cursor: probe a few
-  // candidates with one stat each.
-  uint64_t span = 0;
-  for (const IpRange& r : ranges) {
-    span = saturatingAdd(span, IpAddress::countInclusive(r.range_start, r.range_end));
-  }
-  constexpr uint64_t kProbes = 64;
-  for (uint64_t i = 0; i < std::min(span, kProbes); ++i, advance()) {
-    if (ranges[ri].isReserved(cursor) || claimed.count(cursor) != 0) continue;
-    ASSIGN_OR_RETURN(bool has, store_.hasAddress(cursor));
-    if (!has) return cursor;
-  }
-  // Crowded: list the address files once and search in memory.
-  ASSIGN_OR_RETURN(std::vector<Allocation> all, store_.scan(/*read_owners=*/false));
-  uint64_t used = usedIn(s, all);
-  if (used >= capacityOf(s)) return exhausted(s, used);
-  std::set<IpAddress> taken = claimed;
-  for (const Allocation& a : all) taken.insert(a.ip);
-  // Each step passes a taken or reserved address or finds a free one, so a set with a
-  // free address yields it within this many steps.
-  ri = start_ri;
-  cursor = start;
-  uint64_t budget = saturatingAdd(taken.size(), 3 * ranges.size() + 2);
-  for (uint64_t step = 0; step < budget; ++step, advance()) {
-    if (!ranges[ri].isReserved(cursor) && taken.count(cursor) == 0) return cursor;
-  }
-  return exhausted(s, used);
 }
 
 StatusOr<std::vector<IpConfig>> Allocator::allocate(std::string_view container_id,
                                                     std::string_view ifname,
                                                     const std::vector<IpAddress>& requested) {
-  RETURN_IF_ERROR(checkAttachment(container_id, ifname));
-  ASSIGN_OR_RETURN(Store::Lock lock, store_.lock(/*create=*/true));
+  RETURN_IF_ERROR(checkIds(container_id, ifname));
+  ASSIGN_OR_RETURN(int fd, lock(/*create=*/true));
+  LockGuard guard{fd};
+  ASSIGN_OR_RETURN(State state, read());
 
-  const size_t sets = config_.range_sets.size();
-  std::vector<std::optional<IpAddress>> chosen(sets);
-  std::vector<bool> fresh(sets, false);
-  // What the attachment already holds (a retried ADD, or one a crash cut short).
-  ASSIGN_OR_RETURN(std::vector<IpAddress> held, heldBy(container_id, ifname));
-  for (const IpAddress& ip : held) {
-    size_t s = 0;
-    if (locate(ip, &s, nullptr) && (!chosen[s] || ip < *chosen[s])) chosen[s] = ip;
+  auto rangeOf = [&](const IpAddress& ip, size_t* set_out) -> const IpRange* {
+    for (size_t s = 0; s < config_.range_sets.size(); ++s) {
+      for (const IpRange& r : config_.range_sets[s]) {
+        if (!(ip < r.range_start) && !(r.range_end < ip)) {
+          if (set_out) *set_out = s;
+          return &r;
+        }
+      }
+    }
+    return nullptr;
+  };
+  auto toConfig = [&](const IpAddress& ip) {
+    const IpRange* r = rangeOf(ip, nullptr);
+    IpConfig c;
+    c.address = strCat(ip.toString(), "/", r ? r->subnet.length : ip.bits());
+    if (r) c.gateway = r->gateway.toString();
+    return c;
+  };
+
+  // A retried ADD gets what the attachment already holds.
+  std::vector<IpConfig> held;
+  for (const Allocation& a : state.allocations) {
+    if (a.container_id == container_id && a.ifname == ifname) held.push_back(toConfig(a.ip));
   }
+  if (!held.empty()) return held;
 
+  std::map<IpAddress, const Allocation*> taken;
+  for (const Allocation& a : state.allocations) taken[a.ip] = &a;
+  std::vector<std::optional<IpAddress>> chosen(config_.range_sets.size());
   for (const IpAddress& want : requested) {
-    size_t s = 0;
-    const IpRange* r = nullptr;
-    if (!locate(want, &s, &r)) {
+    size_t set = 0;
+    const IpRange* r = rangeOf(want, &set);
+    if (r == nullptr) {
       std::vector<std::string> ranges;
-      for (const auto& set : config_.range_sets) {
-        for (const IpRange& x : set) ranges.push_back(x.describeUsable());
+      for (const auto& s : config_.range_sets) {
+        for (const IpRange& x : s) ranges.push_back(x.describe());
       }
       return invalidArgument("requested IP ", want.toString(), " is outside the ranges of network \"",
                              network_, "\" (", joinStrings(ranges, ", "), ")");
     }
-    if (chosen[s] && *chosen[s] == want) continue;  // already held (a retried ADD)
-    if (chosen[s] && !fresh[s]) continue;  // the attachment holds another one: keep it
-    if (chosen[s]) {
-      return invalidArgument("requested IPs ", chosen[s]->toString(), " and ", want.toString(),
-                             " fall in the same range set of network \"", network_,
-                             "\"; request at most one address per range set (IP family)");
+    if (chosen[set]) {
+      return invalidArgument("requested IPs ", chosen[set]->toString(), " and ", want.toString(),
+                             " fall in the same range set; request one address per IP family");
     }
-    if (r->isReserved(want)) {
+    if (reserved(*r, want)) {
       return invalidArgument("requested IP ", want.toString(),
-                             " is the network, gateway or broadcast address of ",
-                             r->subnet.toString(), " and is never handed out");
+                             " is the network, gateway or broadcast address of ", r->subnet.toString());
     }
-    ASSIGN_OR_RETURN(std::optional<Allocation> owner, store_.readAddress(want));
-    if (owner) {
-      std::string who = owner->corrupt()
-                            ? strCat("a damaged entry (", owner->problem, "; GC removes it)")
-                            : strCat(owner->container_id, "/", owner->ifname);
+    if (auto it = taken.find(want); it != taken.end()) {
       return failedPrecondition("requested IP ", want.toString(), " of network \"", network_,
-                                "\" is already allocated to ", who);
+                                "\" is already allocated to ", it->second->container_id, "/",
+                                it->second->ifname);
     }
-    chosen[s] = want;
-    fresh[s] = true;
+    chosen[set] = want;
   }
 
-  // Pick every missing address before creating any file, so exhaustion leaves nothing.
-  std::set<IpAddress> claimed;
-  for (const auto& c : chosen) {
-    if (c) claimed.insert(*c);
-  }
-  for (size_t s = 0; s < sets; ++s) {
+  for (size_t s = 0; s < config_.range_sets.size(); ++s) {
     if (chosen[s]) continue;
-    ASSIGN_OR_RETURN(IpAddress ip, nextFree(s, claimed));
-    chosen[s] = ip;
-    claimed.insert(ip);
-    fresh[s] = true;
+    const std::vector<IpRange>& ranges = config_.range_sets[s];
+    uint64_t used = 0;
+    for (const auto& [ip, owner] : taken) {
+      size_t set = 0;
+      if (rangeOf(ip, &set) && set == s) ++used;
+    }
+    uint64_t capacity = capacityOf(s);
+    auto exhausted = [&] {
+      std::vector<std::string> names;
+      for (const IpRange& r : ranges) names.push_back(r.describe());
+      return absl::ResourceExhaustedError(strCat(
+          "no free IP address in network \"", network_, "\" range ", joinStrings(names, ", "),
+          ": ", used, " of ", capacity,
+          " addresses in use; remove unused pods (their IPs are freed on CNI DEL/GC) or widen "
+          "the range"));
+    };
+    if (used >= capacity) return exhausted();
+    // Start after the last address handed out in this set (round-robin), else at the
+    // start of the first range; walk the ranges in order, wrapping around.
+    size_t ri = 0;
+    IpAddress cursor = ranges[0].range_start;
+    if (auto it = state.last.find(s); it != state.last.end()) {
+      for (size_t k = 0; k < ranges.size(); ++k) {
+        if (!(it->second < ranges[k].range_start) && !(ranges[k].range_end < it->second)) {
+          ri = k;
+          cursor = it->second.next();
+          if (ranges[k].range_end < cursor || cursor < ranges[k].range_start /*wrapped*/) {
+            ri = (k + 1) % ranges.size();
+            cursor = ranges[ri].range_start;
+          }
+          break;
+        }
+      }
+    }
+    // Every step lands on a used, reserved or free address; a free one exists (used <
+    // capacity), so the walk ends within used + reserved + 1 steps.
+    uint64_t budget = used + 3 * ranges.size() + 2;
+    std::optional<IpAddress> found;
+    for (uint64_t step = 0; step <= budget && !found; ++step) {
+      if (!reserved(ranges[ri], cursor) && taken.count(cursor) == 0) {
+        found = cursor;
+        break;
+      }
+      if (cursor == ranges[ri].range_end) {
+        ri = (ri + 1) % ranges.size();
+        cursor = ranges[ri].range_start;
+      } else {
+        cursor = cursor.next();
+      }
+    }
+    if (!found) return exhausted();
+    chosen[s] = *found;
   }
 
-  if (std::find(fresh.begin(), fresh.end(), true) != fresh.end()) {
-    // The owner file first, listing every address: each address file is a link of it.
-    std::vector<IpAddress> listed = held;
-    for (size_t s = 0; s < sets; ++s) {
-      if (fresh[s]) listed.push_back(*chosen[s]);
-    }
-    std::string context = strCat("allocate in network \"", network_, "\"");
-    RETURN_IF_ERROR_CTX(store_.writeOwner(container_id, ifname, listed), context);
-    std::vector<IpAddress> created;
-    auto rollback = [&] {
-      for (const IpAddress& ip : created) (void)store_.remove(ip);
-      (void)store_.writeOwner(container_id, ifname, held);
-    };
-    for (size_t s = 0; s < sets; ++s) {
-      if (!fresh[s]) continue;
-      auto ok = store_.linkAddress(container_id, ifname, *chosen[s]);
-      if (!ok.ok()) {
-        rollback();
-        return withContext(ok.status(), context);
-      }
-      if (!*ok) {
-        // Only a file made behind the lock's back gets here.
-        rollback();
-        return absl::AbortedError(strCat("network \"", network_, "\": address file of ",
-                                         chosen[s]->toString(),
-                                         " appeared during allocation; retry"));
-      }
-      created.push_back(*chosen[s]);
-    }
-    for (size_t s = 0; s < sets; ++s) {
-      // The cursor only steers round-robin: losing it (a crash) is harmless.
-      if (fresh[s]) RETURN_IF_ERROR(store_.setLastReserved(s, *chosen[s]));
-    }
-  }
   std::vector<IpConfig> out;
-  for (size_t s = 0; s < sets; ++s) out.push_back(toIpConfig(*chosen[s]));
+  for (size_t s = 0; s < chosen.size(); ++s) {
+    state.allocations.push_back({*chosen[s], std::string(container_id), std::string(ifname)});
+    state.last[s] = *chosen[s];
+    out.push_back(toConfig(*chosen[s]));
+  }
+  RETURN_IF_ERROR(write(state));
   return out;
 }
 
 Status Allocator::release(std::string_view container_id, std::string_view ifname) {
-  RETURN_IF_ERROR(checkAttachment(container_id, ifname));
-  ASSIGN_OR_RETURN(Store::Lock lock, store_.lock(/*create=*/false));
-  if (!lock.held()) return absl::OkStatus();  // nothing was ever allocated
-  ASSIGN_OR_RETURN(std::vector<IpAddress> held, heldBy(container_id, ifname));
-  for (const IpAddress& ip : held) RETURN_IF_ERROR(store_.remove(ip));
-  // The owner file last, so a crash before this point leaves it listing what remains.
-  return store_.removeOwnerFile(Store::ownerName(container_id, ifname));
+  RETURN_IF_ERROR(checkIds(container_id, ifname));
+  if (!fs::exists(fs::join(dir_, "lock"))) return absl::OkStatus();  // nothing ever allocated
+  ASSIGN_OR_RETURN(int fd, lock(/*create=*/false));
+  LockGuard guard{fd};
+  ASSIGN_OR_RETURN(State state, read());
+  size_t before = state.allocations.size();
+  std::erase_if(state.allocations, [&](const Allocation& a) {
+    return a.container_id == container_id && a.ifname == ifname;
+  });
+  if (state.allocations.size() == before) return absl::OkStatus();
+  return write(state);
 }
 
 StatusOr<std::vector<IpAddress>> Allocator::allocated(std::string_view container_id,
                                                       std::string_view ifname) {
-  RETURN_IF_ERROR(checkAttachment(container_id, ifname));
-  ASSIGN_OR_RETURN(Store::Lock lock, store_.lock(/*create=*/false));
-  if (!lock.held()) return std::vector<IpAddress>{};
-  ASSIGN_OR_RETURN(std::vector<IpAddress> ips, heldBy(container_id, ifname));
-  std::vector<std::pair<size_t, IpAddress>> held;
-  for (const IpAddress& ip : ips) {
-    size_t s = std::numeric_limits<size_t>::max();
-    locate(ip, &s, nullptr);
-    held.emplace_back(s, ip);
-  }
-  std::sort(held.begin(), held.end());
   std::vector<IpAddress> out;
-  for (const auto& [s, ip] : held) out.push_back(ip);
+  if (!fs::exists(fs::join(dir_, "lock"))) return out;
+  ASSIGN_OR_RETURN(int fd, lock(/*create=*/false));
+  LockGuard guard{fd};
+  ASSIGN_OR_RETURN(State state, read());
+  for (const Allocation& a : state.allocations) {
+    if (a.container_id == container_id && a.ifname == ifname) out.push_back(a.ip);
+  }
   return out;
 }
 
@@ -306,69 +301,60 @@ Status Allocator::check(std::string_view container_id, std::string_view ifname,
                         const std::vector<IpAddress>& expected) {
   ASSIGN_OR_RETURN(std::vector<IpAddress> have, allocated(container_id, ifname));
   if (have.empty()) {
-    return notFound("network \"", network_, "\": no IP address is allocated to ", container_id,
+    return notFound("no IP address of network \"", network_, "\" is allocated to ", container_id,
                     "/", ifname);
   }
   for (const IpAddress& want : expected) {
     if (std::find(have.begin(), have.end(), want) == have.end()) {
-      std::vector<std::string> names;
-      for (const IpAddress& ip : have) names.push_back(ip.toString());
-      return failedPrecondition("network \"", network_, "\": IP ", want.toString(),
-                                " is not allocated to ", container_id, "/", ifname,
-                                " (it holds ", joinStrings(names, ", "), ")");
+      return failedPrecondition("IP ", want.toString(), " of network \"", network_,
+                                "\" is not allocated to ", container_id, "/", ifname);
     }
   }
   return absl::OkStatus();
 }
 
 StatusOr<int> Allocator::gc(const std::set<std::pair<std::string, std::string>>& valid) {
-  ASSIGN_OR_RETURN(Store::Lock lock, store_.lock(/*create=*/false));
-  if (!lock.held()) return 0;
-  ASSIGN_OR_RETURN(std::vector<Allocation> all, store_.scan(/*read_owners=*/true));
-  int removed = 0;
-  std::map<std::pair<std::string, std::string>, std::vector<IpAddress>> kept;
-  for (const Allocation& a : all) {
-    if (!a.corrupt() && valid.count({a.container_id, a.ifname}) != 0) {
-      kept[{a.container_id, a.ifname}].push_back(a.ip);
-      continue;
-    }
-    RETURN_IF_ERROR(store_.remove(a.ip));
-    ++removed;
-  }
-  ASSIGN_OR_RETURN(std::vector<OwnerFile> indexes, store_.scanOwners());
-  for (const OwnerFile& index : indexes) {
-    if (!index.corrupt && valid.count({index.container_id, index.ifname}) != 0) continue;
-    RETURN_IF_ERROR(store_.removeOwnerFile(index.file));
-  }
-  // Every kept address must be listed in its owner file (repairs hand-made damage).
-  for (const auto& [owner, ips] : kept) {
-    auto index = store_.readOwner(owner.first, owner.second);
-    std::vector<IpAddress> listed;
-    if (index.ok() && *index) listed = **index;
-    bool complete = index.ok() && std::all_of(ips.begin(), ips.end(), [&](const IpAddress& ip) {
-      return std::find(listed.begin(), listed.end(), ip) != listed.end();
-    });
-    if (!complete) RETURN_IF_ERROR(store_.writeOwner(owner.first, owner.second, ips));
-  }
+  if (!fs::exists(fs::join(dir_, "lock"))) return 0;
+  ASSIGN_OR_RETURN(int fd, lock(/*create=*/false));
+  LockGuard guard{fd};
+  ASSIGN_OR_RETURN(State state, read());
+  size_t before = state.allocations.size();
+  std::erase_if(state.allocations, [&](const Allocation& a) {
+    return valid.count({a.container_id, a.ifname}) == 0;
+  });
+  int removed = static_cast<int>(before - state.allocations.size());
+  if (removed > 0) RETURN_IF_ERROR(write(state));
   return removed;
 }
 
 StatusOr<std::vector<Allocation>> Allocator::list() {
-  ASSIGN_OR_RETURN(Store::Lock lock, store_.lock(/*create=*/false));
-  if (!lock.held()) return std::vector<Allocation>{};
-  ASSIGN_OR_RETURN(std::vector<Allocation> all, store_.scan(/*read_owners=*/true));
-  std::sort(all.begin(), all.end(),
-            [](const Allocation& a, const Allocation& b) { return a.ip < b.ip; });
-  return all;
+  if (!fs::exists(fs::join(dir_, "lock"))) return std::vector<Allocation>{};
+  ASSIGN_OR_RETURN(int fd, lock(/*create=*/false));
+  LockGuard guard{fd};
+  ASSIGN_OR_RETURN(State state, read());
+  return state.allocations;
 }
 
 Status Allocator::checkCapacity() {
-  ASSIGN_OR_RETURN(Store::Lock lock, store_.lock(/*create=*/false));
-  if (!lock.held()) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<Allocation> all, store_.scan(/*read_owners=*/false));
+  ASSIGN_OR_RETURN(std::vector<Allocation> all, list());
   for (size_t s = 0; s < config_.range_sets.size(); ++s) {
-    uint64_t used = usedIn(s, all);
-    if (used >= capacityOf(s)) return exhausted(s, used);
+    uint64_t used = 0;
+    for (const Allocation& a : all) {
+      for (const IpRange& r : config_.range_sets[s]) {
+        if (!(a.ip < r.range_start) && !(r.range_end < a.ip)) {
+          ++used;
+          break;
+        }
+      }
+    }
+    uint64_t capacity = capacityOf(s);
+    if (used >= capacity) {
+      std::vector<std::string> names;
+      for (const IpRange& r : config_.range_sets[s]) names.push_back(r.describe());
+      return absl::ResourceExhaustedError(strCat("network \"", network_, "\" range ",
+                                                 joinStrings(names, ", "), " is full (", used,
+                                                 " of ", capacity, " addresses in use)"));
+    }
   }
   return absl::OkStatus();
 }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -81,14 +82,6 @@ uint64_t IpAddress::countInclusive(const IpAddress& a, const IpAddress& b) {
   return static_cast<uint64_t>(d) + 1;
 }
 
-uint64_t IpAddress::distance(const IpAddress& a, const IpAddress& b) {
-  if (a.v4_ != b.v4_) return std::numeric_limits<uint64_t>::max();
-  unsigned __int128 x = toInt(a.bytes_), y = toInt(b.bytes_);
-  unsigned __int128 d = x < y ? y - x : x - y;
-  if (d >= std::numeric_limits<uint64_t>::max()) return std::numeric_limits<uint64_t>::max();
-  return static_cast<uint64_t>(d);
-}
-
 StatusOr<IpPrefix> IpPrefix::parse(std::string_view text, bool strict) {
   size_t slash = text.find('/');
   if (slash == std::string_view::npos) {
@@ -98,15 +91,11 @@ StatusOr<IpPrefix> IpPrefix::parse(std::string_view text, bool strict) {
   if (!ip.ok()) {
     return invalidArgument("\"", text, "\" is not a CIDR (write it as 10.1.0.0/24 or fd00::/64)");
   }
-  std::string_view len = text.substr(slash + 1);
-  int n = 0;
-  bool digits = !len.empty() && len.size() <= 3;
-  for (char c : len) {
-    if (c < '0' || c > '9') digits = false;
-    n = n * 10 + (c - '0');
-  }
-  if (!digits || n > ip->bits()) {
-    return invalidArgument("\"", text, "\": prefix length must be a number 0..", ip->bits());
+  std::string len(text.substr(slash + 1));
+  char* end = nullptr;
+  long n = std::strtol(len.c_str(), &end, 10);
+  if (len.empty() || *end != '\0' || n < 0 || n > ip->bits()) {
+    return invalidArgument("\"", text, "\": prefix length must be 0..", ip->bits());
   }
   IpPrefix p{*ip, static_cast<int>(n)};
   if (strict && !(p.networkAddress() == p.address)) {
@@ -127,10 +116,6 @@ IpAddress IpPrefix::lastAddress() const {
   return out;
 }
 
-uint64_t IpPrefix::size() const {
-  return IpAddress::countInclusive(networkAddress(), lastAddress());
-}
-
 bool IpPrefix::contains(const IpAddress& ip) const {
   if (ip.isV4() != isV4()) return false;
   return !(ip < networkAddress()) && !(lastAddress() < ip);
@@ -143,7 +128,5 @@ bool IpPrefix::overlaps(const IpPrefix& other) const {
 std::string IpPrefix::toString() const {
   return strCat(networkAddress().toString(), "/", length);
 }
-
-std::string IpPrefix::addressString() const { return strCat(address.toString(), "/", length); }
 
 }  // namespace berth::cni::ipam

@@ -24,25 +24,12 @@ namespace berth::cni::ipam {
 inline constexpr char kDefaultDataDir[] = "/var/lib/berth/ipam";
 
 // One range of a subnet. Defaults as host-local: start = network + 1, end = the last
-// usable address (IPv4: broadcast - 1; IPv6: the last address), gateway = network + 1.
-// start, end and gateway lie inside the subnet and start <= end.
+// address (IPv4: broadcast - 1), gateway = network + 1.
 struct IpRange {
   IpPrefix subnet;
   IpAddress range_start, range_end, gateway;
-
-  // True if `ip` lies in [range_start, range_end].
-  bool inRange(const IpAddress& ip) const;
-  // True for the addresses never handed out: the network address, the gateway and (IPv4)
-  // the broadcast address.
-  bool isReserved(const IpAddress& ip) const;
-  // How many addresses of the range can be handed out (the range minus reserved ones),
-  // saturating at UINT64_MAX.
-  uint64_t capacity() const;
-  // The configured range, "10.1.0.1-10.1.0.254".
+  // "10.1.0.2-10.1.0.254" for messages.
   std::string describe() const;
-  // The range without reserved addresses at its ends, "10.1.0.2-10.1.0.254" (what
-  // allocation can hand out; used in messages). Empty if nothing is usable.
-  std::string describeUsable() const;
 };
 
 struct IpamConfig {
@@ -55,21 +42,16 @@ struct IpamConfig {
   std::string pod_cidr_file;
 };
 
-// Parses netconf["ipam"] (the whole network configuration is passed, as SPEC.md
-// "Section 4: Plugin Delegation" hands IPAM plugins the complete configuration); reads
-// the podCIDRFile when one is named. Errors: InvalidArgument naming the key
-// (`ipam.ranges[0][1].rangeStart: "10.2.0.5" is outside subnet 10.1.0.0/24`): a bad
-// subnet/address/route, a range with nothing to hand out, overlapping ranges or range
-// sets, mixed families in one set, subnet together with ranges, podCIDRFile together
-// with subnet/ranges; Unavailable when the podCIDRFile does not exist yet or lists no
-// CIDR (berthd has not written the node's pod CIDR: retry later, CNI code 11); other
-// read errors of the podCIDRFile with its path.
+// Parses netconf["ipam"] (the whole network configuration is passed, as SPEC.md hands
+// IPAM plugins the complete configuration). Errors: InvalidArgument naming the key
+// (`ipam.ranges[0][1].rangeStart: "10.2.0.5" is outside subnet 10.1.0.0/24`), including
+// overlapping range sets, mixed families in one set, podCIDRFile together with
+// subnet/ranges; Unavailable when podCIDRFile does not exist yet (berthd has not
+// written the node's pod CIDR: retry later).
 StatusOr<IpamConfig> parseIpamConfig(const json::Json& netconf);
 
-// The range sets for the CIDRs in a podCIDRFile's text (one CIDR per line, each with
-// the default range; blank lines and '#' comments ignored). `path` is only used in
-// messages. Errors: InvalidArgument naming the path and line; Unavailable when the text
-// lists no CIDR (berthd has not written it yet).
+// The range sets for the CIDRs in a podCIDRFile's text. Errors: InvalidArgument naming
+// the line.
 StatusOr<std::vector<std::vector<IpRange>>> parsePodCidrText(std::string_view text,
                                                             std::string_view path);
 
