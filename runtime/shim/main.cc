@@ -2,7 +2,6 @@
 //
 //   berth-shim --pod-id ID --state-dir DIR --runtime PATH --runtime-root DIR
 //              [--log-level debug|info|warn|error] [--foreground]
-//   berth-shim pause          (the built-in pause process; started by the shim itself)
 //
 // Without --foreground the command daemonizes (fork, setsid, fork) and returns once the
 // shim serves DIR/shim.sock, printing {"pid":N} on stdout; exit status 1 and a message
@@ -73,7 +72,6 @@ int serve(ShimOptions options, UniqueFd listen_fd, int ready_fd) {
 }
 
 int mainImpl(int argc, char** argv) {
-  if (argc >= 2 && strcmp(argv[1], "pause") == 0) return pauseMain();
   ShimOptions o;
   bool foreground = false;
   for (int i = 1; i < argc; ++i) {
@@ -115,6 +113,12 @@ int mainImpl(int argc, char** argv) {
     fprintf(stderr, "berth-shim: --runtime \"%s\" is not executable: %s\n", o.runtime.c_str(),
             strerror(errno));
     return 2;
+  }
+  char self[4096];
+  ssize_t self_len = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (self_len > 0) {
+    self[self_len] = '\0';
+    o.pause_binary = pauseBinaryNextTo(self);
   }
   setShimLogLevel(o.log_level);
   Status st = fs::mkdirAll(o.state_dir, 0711);

@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -146,12 +145,18 @@ Status checkSysctl(const std::string& key, const SandboxSpec& spec) {
                          "kernel.msg*, kernel.sem and fs.mqueue.* sysctls");
 }
 
-StatusOr<SandboxNamespaces> createPodNamespaces(const SandboxSpec& spec) {
+StatusOr<SandboxNamespaces> createPodNamespaces(const SandboxSpec& spec,
+                                                const std::string& pause_binary) {
   if (spec.ns_dir.empty() || spec.ns_dir[0] != '/') {
     return invalidArgument("createSandbox: \"ns_dir\" must be an absolute path, got \"",
                            spec.ns_dir, "\"");
   }
   for (const auto& [key, value] : spec.sysctls) RETURN_IF_ERROR(checkSysctl(key, spec));
+  if (spec.share_pid && ::access(pause_binary.c_str(), X_OK) != 0) {
+    return failedPrecondition("pod shares one PID namespace but the pause program \"",
+                              pause_binary, "\" is not executable (", strerror(errno),
+                              "); it is installed next to berth-shim: reinstall berth");
+  }
   for (const char* name : kPinNames) {
     if (isNsfsMount(fs::join(spec.ns_dir, name))) {
       return alreadyExists("namespace dir \"", spec.ns_dir, "\" already pins a ", name,
@@ -182,27 +187,14 @@ StatusOr<SandboxNamespaces> createPodNamespaces(const SandboxSpec& spec) {
     pid_t pause = 0;
     if (spec.share_pid) {
       if (::unshare(CLONE_NEWPID) != 0) childFail(rfd, "unshare PID namespace");
-      // The pause holds the write end of `exec_sync` until it is set up: EOF here
-      // means it is ready (or died), so containers never see a half-started PID 1.
+      // The pause holds the write end of `exec_sync` (close-on-exec) until it has
+      // exec'd berth-pause: EOF here means it runs; a byte means exec failed. So
+      // containers never join a PID namespace whose PID 1 is not the pause.
       int exec_sync[2];
       if (::pipe2(exec_sync, O_CLOEXEC) != 0) childFail(rfd, "pipe");
       pause = ::fork();
       if (pause < 0) childFail(rfd, "fork pause process");
-      if (pause > 0) {
-        ::close(exec_sync[1]);
-        char c;
-        while (::read(exec_sync[0], &c, 1) < 0 && errno == EINTR) {
-        }
-        int ws;
-        if (::waitpid(pause, &ws, WNOHANG) == pause) {
-          errno = ECHILD;
-          childFail(rfd, "start the pause process");
-        }
-      }
       if (pause == 0) {
-        // The pause stays a forked copy of the shim (no exec): it shares the shim's
-        // pages, so it costs ~100 KiB instead of a fresh static binary's ~1.8 MiB.
-        ::prctl(PR_SET_NAME, "berth-pause", 0, 0, 0);
         ::setsid();
         int devnull = ::open("/dev/null", O_RDWR);
         if (devnull >= 0) {
@@ -210,8 +202,24 @@ StatusOr<SandboxNamespaces> createPodNamespaces(const SandboxSpec& spec) {
           ::dup2(devnull, 1);
           ::dup2(devnull, 2);
         }
-        ::close_range(3, ~0U, 0);  // also exec_sync[1]: the holder sees EOF, we are ready
-        _exit(pauseMain());
+        // Everything else the shim had open closes at exec, exec_sync[1] included.
+        ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        char* const argv[] = {const_cast<char*>("berth-pause"), nullptr};
+        char* const envp[] = {nullptr};
+        ::execve(pause_binary.c_str(), argv, envp);
+        int err = errno;
+        (void)!::write(exec_sync[1], &err, sizeof(err));
+        _exit(127);
+      }
+      ::close(exec_sync[1]);
+      int exec_err = 0;
+      ssize_t got;
+      while ((got = ::read(exec_sync[0], &exec_err, sizeof(exec_err))) < 0 && errno == EINTR) {
+      }
+      if (got > 0) {
+        ::waitpid(pause, nullptr, 0);
+        errno = exec_err;
+        childFail(rfd, ("exec the pause process \"" + pause_binary + "\"").c_str());
       }
     }
     char buf[64];
@@ -300,26 +308,16 @@ Status removePodNamespaces(const std::string& ns_dir, pid_t pause_pid, uint64_t 
   return absl::OkStatus();
 }
 
+std::string pauseBinaryNextTo(const std::string& program) {
+  size_t slash = program.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : program.substr(0, slash)) +
+         "/berth-pause";
+}
+
 bool isNsfsMount(const std::string& path) {
   struct statfs sfs {};
   if (::statfs(path.c_str(), &sfs) != 0) return false;
   return static_cast<unsigned long>(sfs.f_type) == NSFS_MAGIC;
-}
-
-int pauseMain() {
-  sigset_t all;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, nullptr);
-  for (;;) {
-    siginfo_t info;
-    int sig = sigwaitinfo(&all, &info);
-    if (sig == SIGCHLD) {
-      while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-      }
-    } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-      return 0;
-    }
-  }
 }
 
 }  // namespace berth::shim

@@ -7,9 +7,9 @@
 //
 // The ns dir is bind-mounted on itself and made MS_PRIVATE so the pins neither
 // propagate into other mount namespaces nor receive mounts from them. When the pod
-// shares one PID namespace, the child also unshares the PID namespace and forks the
-// built-in pause process (a forked copy of the shim named "berth-pause", no exec, so it
-// shares the shim's pages; PID 1 there, reaping orphans); its
+// shares one PID namespace, the child also unshares the PID namespace and forks and
+// execs the pause program (berth-pause, runtime/shim/pause_main.cc: a libc-free binary
+// of a few pages; PID 1 there, reaping orphans); its
 // /proc/<pid>/ns/pid is pinned too and the pause keeps running (as a child of the
 // shim, a subreaper) until removePodNamespaces kills it.
 //
@@ -36,12 +36,18 @@ namespace berth::shim {
 // sysctl and why ("sysctl \"kernel.panic\" is not namespaced; ...").
 Status checkSysctl(const std::string& key, const SandboxSpec& spec);
 
-// Creates and pins the namespaces of `spec` (see above). `pause_argv0` is the program
-// the pause process executes ("/proc/self/exe" in the shim) with argv
-// {"berth-shim", "pause"}. On failure nothing is left mounted and no process remains.
-// Errors: InvalidArgument (bad sysctl, empty ns_dir), the failing syscall with its
-// object (unshare, sethostname, sysctl write, bind mount).
-StatusOr<SandboxNamespaces> createPodNamespaces(const SandboxSpec& spec);
+// Creates and pins the namespaces of `spec` (see above). `pause_binary` is the absolute
+// path of berth-pause, exec'd only when spec.share_pid (see pauseBinaryNextTo()). On
+// failure nothing is left mounted and no process remains. Errors: InvalidArgument (bad
+// sysctl, empty ns_dir), FailedPrecondition (share_pid and `pause_binary` is not
+// executable), the failing syscall with its object (unshare, sethostname, sysctl
+// write, exec of the pause, bind mount).
+StatusOr<SandboxNamespaces> createPodNamespaces(const SandboxSpec& spec,
+                                                const std::string& pause_binary);
+
+// "<dir of `program`>/berth-pause": where the pause program is installed, next to
+// berth-shim. `program` is an absolute path (the shim passes /proc/self/exe resolved).
+std::string pauseBinaryNextTo(const std::string& program);
 
 // Unmounts and removes every pin under `ns_dir` and the dir itself; kills the pause
 // process `pause_pid` (when > 0 and still alive with `pause_start_time`, 0 = don't
@@ -53,8 +59,5 @@ Status removePodNamespaces(const std::string& ns_dir, pid_t pause_pid = 0,
 // True if `path` is a mount point of an nsfs file (a pinned namespace).
 bool isNsfsMount(const std::string& path);
 
-// The pause process's main (also `berth-shim pause`): blocks all signals, reaps children, exits 0 on SIGTERM,
-// SIGINT or SIGHUP. Never returns otherwise.
-int pauseMain();
 
 }  // namespace berth::shim

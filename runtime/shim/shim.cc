@@ -426,7 +426,7 @@ StatusOr<Json> Shim::createSandbox(const Json& params) {
     }
     return toJson(sandbox_);
   }
-  ASSIGN_OR_RETURN(sandbox_, createPodNamespaces(spec));
+  ASSIGN_OR_RETURN(sandbox_, createPodNamespaces(spec, options_.pause_binary));
   sandbox_created_ = true;
   if (sandbox_.pause_pid > 0) {
     auto st = proc::startTime(sandbox_.pause_pid);

@@ -43,6 +43,7 @@ struct ShimOptions {
   std::string state_dir;
   std::string runtime;        // path of the OCI runtime binary
   std::string runtime_root;   // its --root
+  std::string pause_binary;   // berth-pause, for pods sharing a PID namespace
   std::string log_level = "info";
   int runtime_timeout_ms = 60000;           // limit for create/start/delete/kill
 };

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -341,6 +342,52 @@ TEST_F(ShimPrivileged, SharedPidNamespaceRunsThePause) {
   for (int i = 0; i < 100 && proc::isAlive(pod->pause_pid, 0); ++i) std::this_thread::sleep_for(20ms);
   EXPECT_FALSE(proc::isAlive(pod->pause_pid, 0)) << "the pause process outlived removeSandbox";
   EXPECT_FALSE(fs::exists(ns_dir_));
+}
+
+// Children of the pause (orphans of the pod's containers) that exit are reaped: none
+// is left a zombie, and the pause ends on SIGTERM.
+TEST_F(ShimPrivileged, PauseReapsOrphansOfThePod) {
+  SandboxSpec spec;
+  spec.ns_dir = ns_dir_;
+  spec.share_pid = true;
+  auto pod = client_->createSandbox(spec);
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  // The subshell exits at once, so its `sleep 0.2` is reparented to PID 1 (the pause)
+  // and exits there 0.2 s later.
+  run("orph", makeBundle("orph", {"sh", "-c", "(sleep 0.2 &); (sleep 0.2 &); echo forked; exec sleep 30"},
+                         &*pod));
+  ASSERT_TRUE(waitForLog("orph", "forked"));
+  auto childrenOfPause = [&] {
+    int n = 0, zombies = 0;
+    auto dirs = fs::listSubdirs("/proc");
+    if (!dirs.ok()) return std::pair{-1, -1};
+    for (const auto& d : *dirs) {
+      if (d.empty() || !isdigit(static_cast<unsigned char>(d[0]))) continue;
+      auto stat = fs::readFile("/proc/" + d + "/stat");
+      if (!stat.ok()) continue;
+      auto close = stat->rfind(')');
+      if (close == std::string::npos || close + 4 >= stat->size()) continue;
+      char state = (*stat)[close + 2];
+      int ppid = std::atoi(stat->c_str() + close + 4);
+      if (ppid != pod->pause_pid) continue;
+      ++n;
+      if (state == 'Z') ++zombies;
+    }
+    return std::pair{n, zombies};
+  };
+  auto [n, zombies] = childrenOfPause();
+  for (int i = 0; i < 100 && n > 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+    std::tie(n, zombies) = childrenOfPause();
+  }
+  EXPECT_EQ(n, 0) << "orphans of the pod were not reaped by the pause (" << zombies << " zombies)";
+  EXPECT_TRUE(proc::isAlive(pod->pause_pid, 0));
+  ASSERT_TRUE(client_->stopContainer("orph", 0).ok());
+  ASSERT_TRUE(client_->deleteContainer("orph").ok());
+  ::kill(pod->pause_pid, SIGTERM);
+  for (int i = 0; i < 100 && proc::isAlive(pod->pause_pid, 0); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(proc::isAlive(pod->pause_pid, 0)) << "the pause did not end on SIGTERM";
+  ASSERT_TRUE(client_->removeSandbox().ok());
 }
 
 TEST_F(ShimPrivileged, CriLogLinesExitCodesAndExitRecords) {
