@@ -181,6 +181,19 @@ TEST_P(IptablesApplierPrivilegedTest, LargeInputGoesThroughThePipes) {
   EXPECT_EQ(rules, 4000u);
 }
 
+// The child exits at the bad line 3 while we are still writing megabytes after it: the
+// write fails with EPIPE (SIGPIPE is blocked meanwhile, or it would kill the test), and
+// the error still names line 3.
+TEST_P(IptablesApplierPrivilegedTest, ChildExitingEarlyDoesNotKillUs) {
+  std::string input = "*filter\n:BERTH-EARLY - [0:0]\n-A BERTH-EARLY --no-such-option -j ACCEPT\n";
+  while (input.size() < (4u << 20)) input += "-A BERTH-EARLY -m comment --comment \"filler filler filler\" -j ACCEPT\n";
+  input += "COMMIT\n";
+  Status s = restoreIn(ns_, input);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("line 3 failed: "));
+  EXPECT_THAT(saveIn(ns_, "filter"), Not(HasSubstr("BERTH-EARLY")));
+}
+
 std::vector<Case> allCases() {
   std::vector<Case> out;
   for (IptablesBackend b : {IptablesBackend::kNft, IptablesBackend::kLegacy}) {

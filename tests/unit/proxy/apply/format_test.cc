@@ -3,6 +3,12 @@
 // names and conntrack filter descriptions. The texts are what libnftables 1.0.6 and
 // iptables 1.8.9 print (captured on Debian bookworm).
 #include <arpa/inet.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -220,6 +226,57 @@ TEST(IptablesApplierCreate, ForcedBackendResolvesFlavouredBinaries) {
       EXPECT_THAT(std::string(bad.status().message()), HasSubstr("\"bogus\""));
     }
   }
+}
+
+// A stand-in restore tool that never finishes: restore() kills it after the timeout
+// and says so (the real tool only hangs when the kernel or the xtables lock does).
+TEST(IptablesApplierTimeout, HungChildIsKilledAfterTheTimeout) {
+  char dir_template[] = "/tmp/berth-iptables-fake-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  std::string dir = dir_template;
+  for (const char* name : {"iptables-nft-restore", "iptables-nft-save"}) {
+    std::string path = dir + "/" + name;
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("#!/bin/sh\nexec sleep 30\n", f);
+    std::fclose(f);
+    ASSERT_EQ(::chmod(path.c_str(), 0755), 0);
+  }
+  const char* old_path = std::getenv("PATH");
+  std::string saved = old_path != nullptr ? old_path : "";
+  ::setenv("PATH", (dir + ":" + saved).c_str(), 1);
+  IptablesApplier::Options options;
+  options.backend = IptablesBackend::kNft;
+  options.timeout = std::chrono::seconds(1);
+  auto applier = IptablesApplier::create(IpFamily::kIPv4, options);
+  ::setenv("PATH", saved.c_str(), 1);
+  ASSERT_TRUE(applier.ok()) << applier.status();
+  EXPECT_EQ(applier->restoreBinary(), dir + "/iptables-nft-restore");
+  auto start = std::chrono::steady_clock::now();
+  Status s = applier->restore("*filter\nCOMMIT\n");
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("did not finish within 1 s and was killed"));
+  EXPECT_LT(took, std::chrono::seconds(5));
+  auto saved_out = applier->save("nat");
+  EXPECT_THAT(std::string(saved_out.status().message()), HasSubstr("did not finish within 1 s"));
+  for (const char* name : {"iptables-nft-restore", "iptables-nft-save"}) ::unlink((dir + "/" + name).c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST(IptablesApplierCreate, MissingBinaryIsNotFoundNamingPackage) {
+  const char* old_path = std::getenv("PATH");
+  std::string saved = old_path != nullptr ? old_path : "";
+  ::setenv("PATH", "/nonexistent-berth-dir", 1);
+  IptablesApplier::Options options;
+  options.backend = IptablesBackend::kLegacy;
+  auto applier = IptablesApplier::create(IpFamily::kIPv6, options);
+  auto detected = detectBackend(IpFamily::kIPv4);
+  ::setenv("PATH", saved.c_str(), 1);
+  EXPECT_EQ(applier.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(applier.status().message()), HasSubstr("ip6tables-legacy-restore is not in PATH"));
+  EXPECT_EQ(detected.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(detected.status().message()), HasSubstr("install the iptables package"));
 }
 
 }  // namespace
