@@ -2,7 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <toml++/toml.h>
 #include <variant>
@@ -26,7 +30,11 @@ constexpr Key kKeys[] = {
     {"cni-conf-dir", false},  {"cni-bin-dir", true},    {"cgroup-driver", false},
     {"log-level", false},     {"registries-conf", false}, {"registry-certs-dir", false},
     {"runtime", false},       {"pod-cidr", true},       {"pod-cidr-file", false},
-    {"node-route", true},
+    {"node-route", true},     {"components", true},     {"kubeconfig", false},
+    {"proxy-manifests", false}, {"proxy-mode", false},  {"cluster-cidr", true},
+    {"node-name", false},     {"node-ip", true},        {"nodeport-addresses", true},
+    {"proxy-healthz-address", false}, {"proxy-metrics-address", false},
+    {"proxy-sync-period", false},
 };
 
 std::string canonicalKey(std::string key) {
@@ -127,6 +135,11 @@ std::string* stringField(Config& c, const std::string& key) {
   if (key == "registry-certs-dir") return &c.registry_certs_dir;
   if (key == "runtime") return &c.runtime;
   if (key == "pod-cidr-file") return &c.pod_cidr_file;
+  if (key == "kubeconfig") return &c.kubeconfig;
+  if (key == "proxy-manifests") return &c.proxy_manifests;
+  if (key == "node-name") return &c.node_name;
+  if (key == "proxy-healthz-address") return &c.proxy_healthz_address;
+  if (key == "proxy-metrics-address") return &c.proxy_metrics_address;
   return nullptr;
 }
 
@@ -134,10 +147,63 @@ std::vector<std::string>* listField(Config& c, const std::string& key) {
   if (key == "cni-bin-dir") return &c.cni_bin_dirs;
   if (key == "pod-cidr") return &c.pod_cidrs;
   if (key == "node-route") return &c.node_routes;
+  if (key == "components") return &c.components;
+  if (key == "cluster-cidr") return &c.cluster_cidrs;
+  if (key == "node-ip") return &c.node_ips;
+  if (key == "nodeport-addresses") return &c.nodeport_addresses;
   return nullptr;
 }
 
+bool validIp(const std::string& text) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
+}
+
+bool validCidr(const std::string& text) {
+  size_t slash = text.find('/');
+  if (slash == std::string::npos) return false;
+  std::string ip = text.substr(0, slash), len = text.substr(slash + 1);
+  if (len.empty() || len.size() > 3 || !std::all_of(len.begin(), len.end(), ::isdigit)) return false;
+  int bits = std::atoi(len.c_str());
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, ip.c_str(), buf) == 1) return bits <= 32;
+  if (inet_pton(AF_INET6, ip.c_str(), buf) == 1) return bits <= 128;
+  return false;
+}
+
 }  // namespace
+
+StatusOr<int> parseSyncPeriod(const std::string& text) {
+  std::string digits = text;
+  if (!digits.empty() && digits.back() == 's') digits.pop_back();
+  if (digits.empty() || digits.size() > 6 || !std::all_of(digits.begin(), digits.end(), ::isdigit) ||
+      std::atoi(digits.c_str()) <= 0) {
+    return invalidArgument("proxy-sync-period \"", text,
+                           "\" must be a positive number of seconds (e.g. 30 or 30s)");
+  }
+  return std::atoi(digits.c_str());
+}
+
+const char* proxyModeName(ProxyMode mode) {
+  switch (mode) {
+    case ProxyMode::kNftables: return "nftables";
+    case ProxyMode::kIptables: return "iptables";
+    case ProxyMode::kOff: return "off";
+  }
+  return "off";
+}
+
+StatusOr<ProxyMode> parseProxyMode(const std::string& text) {
+  if (text == "nftables") return ProxyMode::kNftables;
+  if (text == "iptables") return ProxyMode::kIptables;
+  if (text == "off") return ProxyMode::kOff;
+  return invalidArgument("proxy mode \"", text, "\" is unknown; use nftables, iptables or off");
+}
+
+bool runs(const Config& config, const std::string& component) {
+  return std::find(config.components.begin(), config.components.end(), component) !=
+         config.components.end();
+}
 
 const char* cgroupDriverName(CgroupDriver driver) {
   return driver == CgroupDriver::kSystemd ? "systemd" : "cgroupfs";
@@ -191,6 +257,16 @@ Status applyConfigFile(const std::string& path, const std::vector<std::string>& 
                        withContext(parseCgroupDriver(*text), strCat("config file \"", path, "\"")));
       continue;
     }
+    if (key == "proxy-mode") {
+      ASSIGN_OR_RETURN(config.proxy_mode,
+                       withContext(parseProxyMode(*text), strCat("config file \"", path, "\"")));
+      continue;
+    }
+    if (key == "proxy-sync-period") {
+      ASSIGN_OR_RETURN(config.proxy_sync_period_s,
+                       withContext(parseSyncPeriod(*text), strCat("config file \"", path, "\"")));
+      continue;
+    }
     *stringField(config, key) = *text;
   }
   config.config_file = path;
@@ -224,6 +300,38 @@ Status finalize(Config& config) {
     }
   }
   RETURN_IF_ERROR_CTX(log::parseLevel(config.log_level).status(), "log-level");
+  static const char* kComponents[] = {"cri", "cni", "proxy", "csi"};
+  for (const std::string& c : config.components) {
+    if (std::find_if(std::begin(kComponents), std::end(kComponents),
+                     [&](const char* k) { return c == k; }) == std::end(kComponents)) {
+      return invalidArgument("components: \"", c, "\" is unknown; choose from cri, cni, proxy, csi");
+    }
+  }
+  for (const std::string& cidr : config.cluster_cidrs) {
+    if (!validCidr(cidr)) return invalidArgument("cluster-cidr \"", cidr, "\" is not a CIDR (like 10.244.0.0/16)");
+  }
+  for (const std::string& cidr : config.nodeport_addresses) {
+    if (!validCidr(cidr)) {
+      return invalidArgument("nodeport-addresses \"", cidr, "\" is not a CIDR (like 192.168.0.0/24)");
+    }
+  }
+  for (const std::string& ip : config.node_ips) {
+    if (!validIp(ip)) return invalidArgument("node-ip \"", ip, "\" is not an IP address");
+  }
+  if (!config.kubeconfig.empty() && config.kubeconfig[0] != '/') {
+    return invalidArgument("kubeconfig \"", config.kubeconfig, "\" must be an absolute path");
+  }
+  if (!config.proxy_manifests.empty() && config.proxy_manifests[0] != '/') {
+    return invalidArgument("proxy-manifests \"", config.proxy_manifests, "\" must be an absolute path");
+  }
+  if (config.node_name.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) == 0) config.node_name = host;
+    std::transform(config.node_name.begin(), config.node_name.end(), config.node_name.begin(), ::tolower);
+  }
+  if (config.proxy_sync_period_s <= 0) {
+    return invalidArgument("proxy-sync-period must be a positive number of seconds");
+  }
   if (config.root == config.state) {
     return invalidArgument("root and state are both \"", config.root,
                            "\"; give them different directories");

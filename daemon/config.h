@@ -18,6 +18,20 @@
 //                                                                        <state>/pod-cidr
 //   node-route           other nodes' pod subnets: "SUBNET via NODE_IP" (list) []
 //                        (pod-cidr and node-route are re-read from the file on SIGHUP)
+//   components           which parts berthd runs: cri, cni, proxy, csi (list) [cri,cni,proxy,csi]
+//   kubeconfig           API server access for the proxy (and CSI provisioner) ""
+//                        ("" and no proxy-manifests: in-cluster config if present)
+//   proxy-manifests      directory of Service/EndpointSlice manifests (standalone) ""
+//   proxy-mode           nftables | iptables | off                         nftables
+//   cluster-cidr         pod CIDRs of the whole cluster (list; masquerade
+//                        of traffic from outside them)                    []
+//   node-name            this node's Node name                            the hostname
+//   node-ip              this node's addresses (list)                     []
+//   nodeport-addresses   CIDRs of node addresses that accept NodePorts (list;
+//                        empty: every local address)                      []
+//   proxy-healthz-address  host:port of the proxy's /healthz ("" off)     0.0.0.0:10256
+//   proxy-metrics-address  host:port of /metrics ("" off)                 127.0.0.1:10249
+//   proxy-sync-period    full resync period, seconds                      30
 //
 // Two berthd instances with different root, state and listen values do not share any
 // file, so tests and multi-node simulations can run several on one host.
@@ -33,6 +47,7 @@
 namespace berth::daemon {
 
 enum class CgroupDriver { kCgroupfs, kSystemd };
+enum class ProxyMode { kNftables, kIptables, kOff };
 
 struct Config {
   std::string root = "/var/lib/berth";
@@ -48,6 +63,17 @@ struct Config {
   std::vector<std::string> pod_cidrs;    // this node's pod subnets, CIDR
   std::string pod_cidr_file;             // "" -> <state>/pod-cidr (filled by finalize())
   std::vector<std::string> node_routes;  // "10.244.1.0/24 via 192.168.0.2"
+  std::vector<std::string> components = {"cri", "cni", "proxy", "csi"};
+  std::string kubeconfig;
+  std::string proxy_manifests;
+  ProxyMode proxy_mode = ProxyMode::kNftables;
+  std::vector<std::string> cluster_cidrs;
+  std::string node_name;                  // "" -> the hostname (filled by finalize())
+  std::vector<std::string> node_ips;
+  std::vector<std::string> nodeport_addresses;
+  std::string proxy_healthz_address = "0.0.0.0:10256";
+  std::string proxy_metrics_address = "127.0.0.1:10249";
+  int proxy_sync_period_s = 30;
   std::string config_file;  // the file read, "" when none
 };
 
@@ -57,6 +83,17 @@ const char* cgroupDriverName(CgroupDriver driver);
 // Parses "cgroupfs" or "systemd". Errors: InvalidArgument naming the accepted values.
 StatusOr<CgroupDriver> parseCgroupDriver(const std::string& text);
 
+// "nftables" / "iptables" / "off", and the inverse. Errors: InvalidArgument naming the
+// accepted values.
+const char* proxyModeName(ProxyMode mode);
+StatusOr<ProxyMode> parseProxyMode(const std::string& text);
+
+// Parses "30" or "30s" (seconds, > 0). Errors: InvalidArgument.
+StatusOr<int> parseSyncPeriod(const std::string& text);
+
+// True if `component` ("cri", "cni", "proxy", "csi") is in config.components.
+bool runs(const Config& config, const std::string& component);
+
 // Applies the keys of the config file at `path` (TOML or YAML by extension) onto
 // `config`, except keys in `set_by_flags` (flag names like "root", "cni-bin-dir").
 // Errors: NotFound for a missing file; InvalidArgument for a syntax error (with line),
@@ -64,8 +101,9 @@ StatusOr<CgroupDriver> parseCgroupDriver(const std::string& text);
 Status applyConfigFile(const std::string& path, const std::vector<std::string>& set_by_flags,
                        Config& config);
 
-// Fills derived defaults (listen from state) and checks the result: absolute paths,
-// a valid log level. Errors: InvalidArgument naming the key.
+// Fills derived defaults (listen from state, node-name from the hostname) and checks
+// the result: absolute paths, a valid log level, known components, CIDRs and IPs that
+// parse, a positive sync period. Errors: InvalidArgument naming the key and value.
 Status finalize(Config& config);
 
 }  // namespace berth::daemon

@@ -94,18 +94,55 @@ int run(int argc, char** argv) {
                  "where the pod subnets are written for berth-ipam (default <state>/pod-cidr)");
   app.add_option("--node-route", config.node_routes,
                  "another node's pod subnet: \"SUBNET via NODE_IP\" (repeatable)");
+  std::string proxy_mode = "nftables", sync_period = "30";
+  app.add_option("--components", config.components,
+                 "parts to run: cri, cni, proxy, csi (repeatable; default all)")
+      ->delimiter(',');
+  app.add_option("--kubeconfig", config.kubeconfig, "kubeconfig of the API server");
+  app.add_option("--proxy-manifests", config.proxy_manifests,
+                 "directory of Service/EndpointSlice manifests (standalone nodes)");
+  app.add_option("--proxy-mode", proxy_mode, "nftables, iptables or off")->capture_default_str();
+  app.add_option("--cluster-cidr", config.cluster_cidrs, "the cluster's pod CIDRs (repeatable)")
+      ->delimiter(',');
+  app.add_option("--node-name", config.node_name, "this node's Node name (default hostname)");
+  app.add_option("--node-ip", config.node_ips, "this node's addresses (repeatable)")
+      ->delimiter(',');
+  app.add_option("--nodeport-addresses", config.nodeport_addresses,
+                 "CIDRs of the node addresses that accept NodePorts (repeatable)")
+      ->delimiter(',');
+  app.add_option("--proxy-healthz-address", config.proxy_healthz_address,
+                 "host:port of the proxy's /healthz (\"\" to disable)")
+      ->capture_default_str();
+  app.add_option("--proxy-metrics-address", config.proxy_metrics_address,
+                 "host:port of /metrics (\"\" to disable)")
+      ->capture_default_str();
+  app.add_option("--proxy-sync-period", sync_period, "full resync period in seconds")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::string> set_by_flags;
   for (const char* name : {"root", "state", "listen", "cni-conf-dir", "cni-bin-dir",
                            "cgroup-driver", "log-level", "registries-conf", "registry-certs-dir",
-                           "runtime", "pod-cidr", "pod-cidr-file", "node-route"}) {
+                           "runtime", "pod-cidr", "pod-cidr-file", "node-route", "components",
+                           "kubeconfig", "proxy-manifests", "proxy-mode", "cluster-cidr",
+                           "node-name", "node-ip", "nodeport-addresses", "proxy-healthz-address",
+                           "proxy-metrics-address", "proxy-sync-period"}) {
     if (app.count(std::string("--") + name) > 0) set_by_flags.emplace_back(name);
   }
   if (app.count("--cgroup-driver") > 0) {
     auto d = parseCgroupDriver(driver);
     if (!d.ok()) return fail(d.status());
     config.cgroup_driver = *d;
+  }
+  if (app.count("--proxy-mode") > 0) {
+    auto m = parseProxyMode(proxy_mode);
+    if (!m.ok()) return fail(m.status());
+    config.proxy_mode = *m;
+  }
+  if (app.count("--proxy-sync-period") > 0) {
+    auto p = parseSyncPeriod(sync_period);
+    if (!p.ok()) return fail(p.status());
+    config.proxy_sync_period_s = *p;
   }
   if (!config_file.empty()) {
     Status st = applyConfigFile(config_file, set_by_flags, config);

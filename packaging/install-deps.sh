@@ -24,6 +24,7 @@ PACKAGES="
   libsqlite3-dev
   libspdlog-dev libfmt-dev
   libcli11-dev libyaml-cpp-dev libtomlplusplus-dev
+  libmicrohttpd-dev prometheus-cpp-dev
   libbenchmark-dev
   busybox-static runc crun
   iproute2 iptables util-linux procps kmod

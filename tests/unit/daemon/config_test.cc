@@ -128,5 +128,54 @@ TEST_F(ConfigTest, BadValuesAreRefused) {
   EXPECT_EQ(finalize(same).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(ConfigTest, ProxyKeysFromYamlAndDefaults) {
+  Config d;
+  ASSERT_TRUE(finalize(d).ok());
+  EXPECT_EQ(d.proxy_mode, ProxyMode::kNftables);
+  EXPECT_TRUE(runs(d, "proxy"));
+  EXPECT_FALSE(d.node_name.empty()) << "node-name defaults to the hostname";
+  EXPECT_EQ(d.proxy_healthz_address, "0.0.0.0:10256");
+  EXPECT_EQ(d.proxy_sync_period_s, 30);
+
+  std::string path = write("c.yaml",
+                           "components: [cri, proxy]\n"
+                           "proxy-mode: iptables\n"
+                           "proxy_manifests: /etc/berth/services\n"
+                           "cluster-cidr: [10.244.0.0/16, fd00:10:244::/56]\n"
+                           "node-name: worker-1\n"
+                           "node-ip: [192.168.0.10]\n"
+                           "nodeport-addresses: [192.168.0.0/24]\n"
+                           "proxy-sync-period: 15s\n");
+  Config c;
+  ASSERT_TRUE(applyConfigFile(path, {}, c).ok());
+  ASSERT_TRUE(finalize(c).ok());
+  EXPECT_THAT(c.components, ElementsAre("cri", "proxy"));
+  EXPECT_FALSE(runs(c, "csi"));
+  EXPECT_EQ(c.proxy_mode, ProxyMode::kIptables);
+  EXPECT_EQ(c.proxy_manifests, "/etc/berth/services");
+  EXPECT_THAT(c.cluster_cidrs, ElementsAre("10.244.0.0/16", "fd00:10:244::/56"));
+  EXPECT_EQ(c.node_name, "worker-1");
+  EXPECT_THAT(c.node_ips, ElementsAre("192.168.0.10"));
+  EXPECT_EQ(c.proxy_sync_period_s, 15);
+}
+
+TEST_F(ConfigTest, BadProxyValuesAreNamed) {
+  auto bad = [&](const std::string& text) {
+    std::string path = write("bad.yaml", text);
+    Config c;
+    Status st = applyConfigFile(path, {}, c);
+    if (st.ok()) st = finalize(c);
+    return st;
+  };
+  EXPECT_THAT(std::string(bad("proxy-mode: ipvs\n").message()), HasSubstr("nftables, iptables or off"));
+  EXPECT_THAT(std::string(bad("components: [cri, dns]\n").message()), HasSubstr("\"dns\" is unknown"));
+  EXPECT_THAT(std::string(bad("cluster-cidr: [10.244.0.0]\n").message()),
+              HasSubstr("cluster-cidr \"10.244.0.0\" is not a CIDR"));
+  EXPECT_THAT(std::string(bad("node-ip: [10.0.0.300]\n").message()), HasSubstr("not an IP address"));
+  EXPECT_THAT(std::string(bad("nodeport-addresses: [x/24]\n").message()), HasSubstr("nodeport-addresses"));
+  EXPECT_THAT(std::string(bad("proxy-sync-period: -1\n").message()), HasSubstr("positive number"));
+  EXPECT_THAT(std::string(bad("kubeconfig: admin.conf\n").message()), HasSubstr("absolute path"));
+}
+
 }  // namespace
 }  // namespace berth::daemon
