@@ -1,7 +1,5 @@
 // The nftables backend of cni/nat/firewall.h, through libnftables' command interface
-// (each call one atomic batch).
-#include <nftables/libnftables.h>
-
+// (common/nftables.h; each call one atomic batch).
 #include <arpa/inet.h>
 
 #include <cctype>
@@ -9,6 +7,7 @@
 
 #include "cni/nat/firewall.h"
 #include "cni/nat/firewall_internal.h"
+#include "common/nftables.h"
 
 namespace berth::cni::nat {
 namespace {
@@ -48,46 +47,34 @@ bool hasHostPortSkeleton(const std::string& table) {
   return jumps == 2 && table.find("chain hostport-masq {") != std::string::npos;
 }
 
+// One hint for every error that says nf_tables cannot be used here.
+std::string withBackendHint(std::string err) {
+  if (err.find("not supported") != std::string::npos || err.find("Operation not permitted") != std::string::npos) {
+    err += "; nf_tables looks unavailable here: set \"ipMasqBackend\": \"iptables\" to use iptables";
+  }
+  return err;
+}
+
 class NftablesFirewall : public Firewall {
  public:
-  explicit NftablesFirewall(nft_ctx* ctx) : ctx_(ctx) {}
-  ~NftablesFirewall() override { nft_ctx_free(ctx_); }
+  explicit NftablesFirewall(nft::Context ctx) : ctx_(std::move(ctx)) {}
 
   Backend backend() const override { return Backend::kNftables; }
 
-  // Empties the buffered output and errors: they accumulate until read, and a listing
-  // must never be parsed together with an earlier command's output.
-  void drain() {
-    (void)nft_ctx_get_output_buffer(ctx_);
-    (void)nft_ctx_get_error_buffer(ctx_);
-  }
-
-  // Runs `cmds` as one batch. Errors: Internal with nft's message and `what`.
+  // Runs `cmds` as one batch. Errors: Internal with `what`, nft's message and the
+  // failing line.
   Status run(const std::string& cmds, std::string_view what) {
-    drain();
-    int rc = nft_run_cmd_from_buffer(ctx_, cmds.c_str());
-    if (rc != 0) {
-      std::string err = nft_ctx_get_error_buffer(ctx_);
-      while (!err.empty() && err.back() == '\n') err.pop_back();
-      if (err.find("not supported") != std::string::npos ||
-          err.find("Operation not permitted") != std::string::npos) {
-        err += "; nf_tables looks unavailable here: set \"ipMasqBackend\": \"iptables\" to use iptables";
-      }
-      return absl::InternalError(strCat(what, ": nftables: ", err));
-    }
-    return absl::OkStatus();
+    Status status = ctx_.run(cmds, what);
+    if (status.ok()) return status;
+    return absl::InternalError(withBackendHint(std::string(status.message())));
   }
 
   // The text listing (with handles) of `object`, "" when it does not exist.
   StatusOr<std::string> list(const std::string& object) {
-    drain();
-    int rc = nft_run_cmd_from_buffer(ctx_, strCat("list ", object).c_str());
-    if (rc != 0) {
-      std::string err = nft_ctx_get_error_buffer(ctx_);
-      if (err.find("No such file or directory") != std::string::npos) return std::string();
-      return absl::InternalError(strCat("list ", object, ": nftables: ", err));
-    }
-    return std::string(nft_ctx_get_output_buffer(ctx_));
+    StatusOr<std::string> text = ctx_.list(strCat("list ", object));
+    if (absl::IsNotFound(text.status())) return std::string();
+    if (!text.ok()) return absl::InternalError(withBackendHint(std::string(text.status().message())));
+    return text;
   }
 
   Status ensureMasquerade(std::string_view network, const std::vector<std::string>& subnets,
@@ -288,7 +275,7 @@ class NftablesFirewall : public Firewall {
   }
 
  private:
-  nft_ctx* ctx_;
+  nft::Context ctx_;
 };
 
 }  // namespace
@@ -382,30 +369,24 @@ StatusOr<std::vector<Attachment>> macSpoofAttachments(std::string_view network) 
 }
 
 StatusOr<std::unique_ptr<Firewall>> newNftablesFirewall(bool probe) {
-  nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-  if (ctx == nullptr) {
-    return absl::UnavailableError("nftables: cannot create a libnftables context; set "
-                                  "\"ipMasqBackend\": \"iptables\" to use iptables");
+  nft::Options options;
+  options.handles = true;
+  StatusOr<nft::Context> ctx = nft::Context::create(options);
+  if (!ctx.ok()) {
+    return absl::UnavailableError(strCat(ctx.status().message(),
+                                         "; set \"ipMasqBackend\": \"iptables\" to use iptables"));
   }
-  nft_ctx_buffer_output(ctx);
-  nft_ctx_buffer_error(ctx);
-  nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_HANDLE);
-  auto firewall = std::make_unique<NftablesFirewall>(ctx);
   if (probe) {
     // One cheap read: "no such table" means nf_tables answers; anything else (module
     // missing, EPERM under a seccomp or LSM policy) means it cannot be used here.
-    int rc = nft_run_cmd_from_buffer(ctx, strCat("list table ", kTable).c_str());
-    (void)nft_ctx_get_output_buffer(ctx);
-    if (rc != 0) {
-      std::string err = nft_ctx_get_error_buffer(ctx);
-      if (err.find("No such file or directory") == std::string::npos) {
-        while (!err.empty() && err.back() == '\n') err.pop_back();
-        return absl::UnavailableError(strCat("nftables cannot be used in this network namespace (", err,
-                                             "); set \"ipMasqBackend\": \"iptables\" to use iptables"));
-      }
+    StatusOr<std::string> text = ctx->list(strCat("list table ", kTable));
+    if (!text.ok() && !absl::IsNotFound(text.status())) {
+      return absl::UnavailableError(strCat("nftables cannot be used in this network namespace (",
+                                           text.status().message(),
+                                           "); set \"ipMasqBackend\": \"iptables\" to use iptables"));
     }
   }
-  return std::unique_ptr<Firewall>(std::move(firewall));
+  return std::unique_ptr<Firewall>(std::make_unique<NftablesFirewall>(std::move(*ctx)));
 }
 
 }  // namespace berth::cni::nat
