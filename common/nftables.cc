@@ -7,12 +7,22 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
 #include <vector>
 
 #include "common/unique_fd.h"
 
 namespace berth::nft {
 namespace {
+
+// Serializes every libnftables call of the process. nft_ctx_new() runs the library's
+// one-time initialisation (gmp, libxtables) behind an unsynchronised `static bool
+// init_once`, and libxtables keeps process-wide state; berth has a few contexts at most
+// and applies are short, so one lock costs nothing and rules the question out.
+std::mutex& libraryMutex() {
+  static std::mutex mu;
+  return mu;
+}
 
 ino_t currentNetnsInode() {
   struct stat st {};
@@ -103,7 +113,10 @@ std::string formatErrors(std::string_view raw, std::string_view source, std::str
   return joinStrings(parts, "; ");
 }
 
-void Context::Free::operator()(nft_ctx* ctx) const { nft_ctx_free(ctx); }
+void Context::Free::operator()(nft_ctx* ctx) const {
+  std::lock_guard<std::mutex> lock(libraryMutex());
+  nft_ctx_free(ctx);
+}
 
 Context::Context(nft_ctx* ctx, ino_t netns_inode) : ctx_(ctx), netns_inode_(netns_inode) {}
 Context::Context(Context&&) noexcept = default;
@@ -112,19 +125,23 @@ Context::~Context() = default;
 
 StatusOr<Context> Context::create(const Options& options) {
   ino_t netns = currentNetnsInode();
-  nft_ctx* raw = nft_ctx_new(NFT_CTX_DEFAULT);
-  if (raw == nullptr) {
-    return absl::UnavailableError("nftables: cannot create a libnftables context (out of memory or "
-                                  "no netlink socket)");
+  nft_ctx* raw = nullptr;
+  bool buffered = false;
+  {
+    std::lock_guard<std::mutex> lock(libraryMutex());
+    raw = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (raw == nullptr) {
+      return absl::UnavailableError("nftables: cannot create a libnftables context (out of memory or "
+                                    "no netlink socket)");
+    }
+    buffered = nft_ctx_buffer_output(raw) == 0 && nft_ctx_buffer_error(raw) == 0;
+    unsigned int flags = 0;
+    if (options.json_output) flags |= NFT_CTX_OUTPUT_JSON;
+    if (options.handles) flags |= NFT_CTX_OUTPUT_HANDLE;
+    nft_ctx_output_set_flags(raw, flags);
   }
-  Context ctx(raw, netns);
-  if (nft_ctx_buffer_output(raw) != 0 || nft_ctx_buffer_error(raw) != 0) {
-    return absl::UnavailableError("nftables: cannot buffer libnftables output in memory");
-  }
-  unsigned int flags = 0;
-  if (options.json_output) flags |= NFT_CTX_OUTPUT_JSON;
-  if (options.handles) flags |= NFT_CTX_OUTPUT_HANDLE;
-  nft_ctx_output_set_flags(raw, flags);
+  Context ctx(raw, netns);  // frees `raw` (taking the lock) on the error path below
+  if (!buffered) return absl::UnavailableError("nftables: cannot buffer libnftables output in memory");
   return ctx;
 }
 
@@ -134,6 +151,7 @@ void Context::drain() {
 }
 
 Status Context::runScript(std::string_view script, std::string_view what) {
+  std::lock_guard<std::mutex> lock(libraryMutex());
   drain();
   // A memfd read back by path gives nft's errors the right line number and text.
   UniqueFd fd(::memfd_create("berth-nft", MFD_CLOEXEC));
@@ -157,13 +175,14 @@ Status Context::run(std::string_view script, std::string_view what) {
 }
 
 Status Context::check(std::string_view script, std::string_view what) {
-  nft_ctx_set_dry_run(ctx_.get(), true);
+  nft_ctx_set_dry_run(ctx_.get(), true);  // a flag of this context only
   Status status = runScript(script, strCat("check ", what));
   nft_ctx_set_dry_run(ctx_.get(), false);
   return status;
 }
 
 StatusOr<std::string> Context::list(std::string_view command) {
+  std::lock_guard<std::mutex> lock(libraryMutex());
   drain();
   std::string cmd(command);
   if (nft_run_cmd_from_buffer(ctx_.get(), cmd.c_str()) != 0) {

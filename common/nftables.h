@@ -18,7 +18,11 @@
 // but allocates the cache and opens the socket.
 //
 // Thread-safety: a Context is not thread-safe (libnftables keeps per-context caches and
-// output buffers); use it from one thread at a time. Different contexts are independent.
+// output buffers); use it from one thread at a time. Different contexts may be used from
+// different threads: every libnftables call of the process goes through one mutex
+// (nft_ctx_new()'s one-time library initialisation is unsynchronised, and libxtables,
+// which libnftables uses, keeps process-wide state), so calls on different contexts
+// run one after the other.
 #pragma once
 
 #include <sys/types.h>
