@@ -13,6 +13,13 @@
 // Network namespace: an applier acts on the netns its creating thread was in when
 // create() ran, whichever thread calls it later (see common/nftables.h).
 //
+// Cost (libnftables 1.0.6, measured in a netns on this VM): apply() of a 50-line sync
+// ~0.7 ms once the context's cache is warm (the first command of a context ~2-10 ms);
+// 10,000 map elements in one transaction ~200 ms. Every listing, even "list tables",
+// makes libnftables fetch the whole ruleset including set elements (~30 ms with 10,000
+// elements), so tableExists()/listTable()/deleteTable() belong at startup and cleanup,
+// not in every sync.
+//
 // Thread-safety: all methods are thread-safe (one mutex around the libnftables context);
 // calls are serialized.
 #pragma once

@@ -122,6 +122,30 @@ TEST_F(NftablesApplierPrivilegedTest, FailingDeleteLateInScriptUndoesEarlierDele
   EXPECT_EQ(listing(), before);
 }
 
+// A transaction too big for one netlink message (libnftables sends it as several) is
+// still one batch: a failure on its last line undoes 6000 element and chain additions.
+TEST_F(NftablesApplierPrivilegedTest, LargeTransactionIsAtomicToo) {
+  ASSERT_TRUE(applier_->apply(kTable, "test table").ok());
+  std::string before = listing();
+  std::string big;
+  for (int i = 0; i < 6000; ++i) {
+    big += strCat("add element ip berth-test service-ips { 10.", 100 + i / 250, ".", i % 250,
+                  ".1 . tcp . 80 : goto svc-web }\n");
+    if (i % 10 == 0) big += strCat("add chain ip berth-test svc-", i, "\nadd rule ip berth-test svc-", i, " counter\n");
+  }
+  ASSERT_GT(big.size(), 300000u);
+  Status s = applier_->apply(big + "add rule ip berth-test svc-web goto svc-missing\n", "big sync");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(s.message()), HasSubstr(strCat("line ", 6000 + 2 * 600 + 1, ": ")));
+  EXPECT_EQ(listing(), before);
+  // The same without the bad line applies all of it.
+  s = applier_->apply(big, "big sync");
+  ASSERT_TRUE(s.ok()) << s;
+  std::string text = listing();
+  EXPECT_THAT(text, HasSubstr("10.123.249.1 . tcp . 80 : goto svc-web"));
+  EXPECT_THAT(text, HasSubstr("chain svc-5990 {"));
+}
+
 TEST_F(NftablesApplierPrivilegedTest, SuccessfulSyncReplacesContent) {
   ASSERT_TRUE(applier_->apply(kTable, "test table").ok());
   ASSERT_TRUE(applier_
