@@ -106,10 +106,12 @@ uint16_t portOf(const nf_conntrack* ct, nf_conntrack_attr attr) {
   return nfct_attr_is_set(ct, attr) ? ntohs(nfct_get_attr_u16(ct, attr)) : 0;
 }
 
-ConntrackEntry entryOf(const nf_conntrack* ct, int family, L4Protocol protocol) {
+ConntrackEntry entryOf(const nf_conntrack* ct) {
   ConntrackEntry e;
+  int family = nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO);
   e.family = family;
-  e.protocol = protocol;
+  uint8_t l4 = nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO);
+  e.protocol = l4 == IPPROTO_TCP ? L4Protocol::kTcp : l4 == IPPROTO_SCTP ? L4Protocol::kSctp : L4Protocol::kUdp;
   e.orig_src_ip = addressOf(ct, family, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC);
   e.orig_dst_ip = addressOf(ct, family, ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST);
   e.reply_src_ip = addressOf(ct, family, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC);
@@ -127,25 +129,27 @@ struct CtFree {
 using CtPtr = std::unique_ptr<nf_conntrack, CtFree>;
 
 struct DumpState {
-  const Compiled* filter;
+  const std::vector<Compiled>* filters;
   int family;
   std::vector<CtPtr> found;
 };
 
 int collect(enum nf_conntrack_msg_type /*type*/, struct nf_conntrack* ct, void* data) {
   auto* state = static_cast<DumpState*>(data);
-  if (matches(ct, *state->filter, state->family)) {
+  for (const Compiled& c : *state->filters) {
+    if ((c.family != AF_UNSPEC && c.family != state->family) || !matches(ct, c, state->family)) continue;
     nf_conntrack* copy = nfct_clone(ct);
     if (copy != nullptr) state->found.emplace_back(copy);
+    break;
   }
   return NFCT_CB_CONTINUE;
 }
 
-// The matching entries of one family (AF_INET or AF_INET6).
-StatusOr<std::vector<CtPtr>> dumpFamily(nfct_handle* h, const Compiled& c, int family) {
+// The entries of one family (AF_INET or AF_INET6) matching any of `filters`.
+StatusOr<std::vector<CtPtr>> dumpFamily(nfct_handle* h, const std::vector<Compiled>& filters, int family) {
   constexpr int kAttempts = 4;
   for (int attempt = 1;; ++attempt) {
-    DumpState state{&c, family, {}};
+    DumpState state{&filters, family, {}};
     nfct_callback_register(h, NFCT_T_ALL, collect, &state);
     uint32_t fam = static_cast<uint32_t>(family);
     int rc = nfct_query(h, NFCT_Q_DUMP, &fam);
@@ -158,11 +162,14 @@ StatusOr<std::vector<CtPtr>> dumpFamily(nfct_handle* h, const Compiled& c, int f
   }
 }
 
-StatusOr<std::vector<CtPtr>> dumpMatching(nfct_handle* h, const Compiled& c) {
+// The entries matching any of `filters`: one dump per family some filter concerns.
+StatusOr<std::vector<CtPtr>> dumpMatching(nfct_handle* h, const std::vector<Compiled>& filters) {
   std::vector<CtPtr> all;
   for (int family : {AF_INET, AF_INET6}) {
-    if (c.family != AF_UNSPEC && c.family != family) continue;
-    ASSIGN_OR_RETURN(std::vector<CtPtr> some, dumpFamily(h, c, family));
+    bool wanted = false;
+    for (const Compiled& c : filters) wanted = wanted || c.family == AF_UNSPEC || c.family == family;
+    if (!wanted) continue;
+    ASSIGN_OR_RETURN(std::vector<CtPtr> some, dumpFamily(h, filters, family));
     for (CtPtr& ct : some) all.push_back(std::move(ct));
   }
   return all;
@@ -222,23 +229,35 @@ StatusOr<std::unique_ptr<ConntrackCleaner>> ConntrackCleaner::open() {
 ConntrackCleaner::~ConntrackCleaner() { nfct_close(handle_); }
 
 StatusOr<size_t> ConntrackCleaner::deleteMatching(const ConntrackFilter& filter) {
-  if (!filter.orig_dst_ip && !filter.orig_dst_port && !filter.reply_src_ip && !filter.reply_src_port) {
-    return invalidArgument("refusing to delete every ", protocolName(filter.protocol),
-                           " conntrack entry: the filter sets no address or port");
+  return deleteAny({filter});
+}
+
+StatusOr<size_t> ConntrackCleaner::deleteAny(const std::vector<ConntrackFilter>& filters) {
+  if (filters.empty()) return 0;
+  std::vector<std::string> descriptions;
+  std::vector<Compiled> compiled;
+  for (const ConntrackFilter& f : filters) {
+    std::string what = describeFilter(f);
+    if (!f.orig_dst_ip && !f.orig_dst_port && !f.reply_src_ip && !f.reply_src_port) {
+      return invalidArgument("delete conntrack entries ", what, ": refusing to delete every ",
+                             protocolName(f.protocol), " entry: the filter sets no address or port");
+    }
+    ASSIGN_OR_RETURN(Compiled c, withContext(compile(f), strCat("delete conntrack entries ", what)));
+    compiled.push_back(c);
+    descriptions.push_back(std::move(what));
   }
-  std::string what = describeFilter(filter);
-  ASSIGN_OR_RETURN(Compiled c, withContext(compile(filter), strCat("delete conntrack entries ", what)));
+  std::string what = descriptions.size() == 1 ? descriptions[0]
+                                              : strCat("matching any of ", descriptions.size(), " filters (",
+                                                       joinStrings(descriptions, "; "), ")");
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(std::vector<CtPtr> found,
-                   withContext(dumpMatching(handle_, c), strCat("delete conntrack entries ", what)));
+                   withContext(dumpMatching(handle_, compiled), strCat("delete conntrack entries ", what)));
   size_t deleted = 0;
   for (const CtPtr& ct : found) {
     if (nfct_query(handle_, NFCT_Q_DESTROY, ct.get()) == 0) {
       ++deleted;
     } else if (int err = errno; err != ENOENT) {
-      int family = nfct_get_attr_u8(ct.get(), ATTR_ORIG_L3PROTO);
-      return errnoError(err, strCat("delete conntrack entries ", what, ": delete ",
-                                      entryOf(ct.get(), family, filter.protocol).toString()));
+      return errnoError(err, strCat("delete conntrack entries ", what, ": delete ", entryOf(ct.get()).toString()));
     }
   }
   return deleted;
@@ -249,11 +268,9 @@ StatusOr<std::vector<ConntrackEntry>> ConntrackCleaner::list(const ConntrackFilt
   ASSIGN_OR_RETURN(Compiled c, withContext(compile(filter), strCat("list conntrack entries ", what)));
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(std::vector<CtPtr> found,
-                   withContext(dumpMatching(handle_, c), strCat("list conntrack entries ", what)));
+                   withContext(dumpMatching(handle_, {c}), strCat("list conntrack entries ", what)));
   std::vector<ConntrackEntry> out;
-  for (const CtPtr& ct : found) {
-    out.push_back(entryOf(ct.get(), nfct_get_attr_u8(ct.get(), ATTR_ORIG_L3PROTO), filter.protocol));
-  }
+  for (const CtPtr& ct : found) out.push_back(entryOf(ct.get()));
   return out;
 }
 

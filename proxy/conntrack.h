@@ -10,7 +10,8 @@
 //   - flows to a NodePort on any local address: deleteByOrigDstPort()
 //
 // Each call dumps the table of the address family concerned (the kernel filters dumps
-// by family only), matches in userspace, and deletes the matches one by one; an entry
+// by family only; deleteAny() dumps once for many filters), matches in userspace, and
+// deletes the matches one by one; an entry
 // that disappears in between (timed out, deleted by someone else) is not counted and is
 // not an error. A dump interrupted by concurrent changes (NLM_F_DUMP_INTR, EINTR) is
 // retried.
@@ -95,6 +96,13 @@ class ConntrackCleaner {
   // address, a port 0 or addresses of different families; the netlink error naming the
   // filter.
   StatusOr<size_t> deleteMatching(const ConntrackFilter& filter);
+
+  // Deletes every entry that matches any of `filters`, with one dump of each address
+  // family concerned however many filters there are: what a proxier wants after a sync
+  // (collect the stale Service IPs, endpoints and NodePorts, then clean once). Returns
+  // how many were deleted; an empty list deletes nothing. Errors: as deleteMatching(),
+  // for the first bad filter; nothing is deleted then.
+  StatusOr<size_t> deleteAny(const std::vector<ConntrackFilter>& filters);
 
   // The entries `filter` matches (an empty filter matches every `protocol` entry).
   // Errors: as deleteMatching(), except that an empty filter is allowed.

@@ -264,6 +264,39 @@ TEST_F(ConntrackPrivilegedTest, CombinedFilterMatchesServiceAndEndpoint) {
   EXPECT_EQ(*deleted, 1u);
 }
 
+TEST_F(ConntrackPrivilegedTest, DeleteAnyCleansSeveralFiltersAtOnce) {
+  ns_.run([&] {
+    sockets_.push_back(udpListener("127.0.0.2", 6000));
+    sendUdp("127.0.0.1", 5000);  // DNATed to the "endpoint" 127.0.0.2:6000
+  });
+  flow("127.0.0.1", 7001);  // a removed Service IP:port
+  flow("::1", 7003);        // a removed NodePort
+  flow("127.0.0.1", 7003);
+  flow("127.0.0.1", 7002);  // stays
+  flow("::1", 7002);        // stays
+  ConntrackFilter endpoint;
+  endpoint.reply_src_ip = "127.0.0.2";
+  endpoint.reply_src_port = 6000;
+  ConntrackFilter node_port;
+  node_port.orig_dst_port = 7003;
+  auto deleted = cleaner_->deleteAny({endpoint, origDst("127.0.0.1", 7001), node_port});
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 4u);
+  ConntrackFilter all;
+  auto left = entries(all);
+  ASSERT_THAT(left, SizeIs(2));
+  EXPECT_EQ(left[0].orig_dst_port, 7002);
+  EXPECT_EQ(left[1].orig_dst_port, 7002);
+  // One bad filter: nothing is deleted, the error names it.
+  auto bad = cleaner_->deleteAny({origDst("127.0.0.1", 7002), origDst("not-an-ip", 1)});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("\"not-an-ip\""));
+  EXPECT_THAT(entries(all), SizeIs(2));
+  auto none = cleaner_->deleteAny({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0u);
+}
+
 // A cleaner is bound to the netns it was opened in, whichever thread calls it.
 TEST_F(ConntrackPrivilegedTest, ActsOnTheNetnsItWasOpenedIn) {
   EXPECT_EQ(cleaner_->netnsInode(), ns_.inode());
