@@ -96,8 +96,8 @@ class IptablesApplier {
 
   // Runs `<restore> --noflush --wait=<lock_wait>` with `input` (iptables-restore
   // format: "*table", ":CHAIN - [0:0]", "-A ...", "COMMIT") on stdin, in the calling
-  // thread's netns. Errors: restoreError() (the failing line number and text); Internal
-  // when the binary cannot be run or times out.
+  // thread's netns. Errors: restoreError() (the failing line number and text); the
+  // posix_spawn errno when the binary cannot be run; Internal when it times out.
   Status restore(std::string_view input) const;
 
   // Runs `<save> -t <table>` and returns its output (iptables-save format). Meant for
