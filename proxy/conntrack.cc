@@ -22,11 +22,11 @@ struct Compiled {
 
 uint8_t l4Number(L4Protocol p) {
   switch (p) {
-    case L4Protocol::kTcp:
+    case L4Protocol::kTCP:
       return IPPROTO_TCP;
-    case L4Protocol::kSctp:
+    case L4Protocol::kSCTP:
       return IPPROTO_SCTP;
-    case L4Protocol::kUdp:
+    case L4Protocol::kUDP:
       break;
   }
   return IPPROTO_UDP;
@@ -111,7 +111,7 @@ ConntrackEntry entryOf(const nf_conntrack* ct) {
   int family = nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO);
   e.family = family;
   uint8_t l4 = nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO);
-  e.protocol = l4 == IPPROTO_TCP ? L4Protocol::kTcp : l4 == IPPROTO_SCTP ? L4Protocol::kSctp : L4Protocol::kUdp;
+  e.protocol = l4 == IPPROTO_TCP ? L4Protocol::kTCP : l4 == IPPROTO_SCTP ? L4Protocol::kSCTP : L4Protocol::kUDP;
   e.orig_src_ip = addressOf(ct, family, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC);
   e.orig_dst_ip = addressOf(ct, family, ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST);
   e.reply_src_ip = addressOf(ct, family, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC);
@@ -182,20 +182,8 @@ std::string ipPort(std::string_view ip, uint16_t port) {
 
 }  // namespace
 
-std::string_view protocolName(L4Protocol protocol) {
-  switch (protocol) {
-    case L4Protocol::kTcp:
-      return "tcp";
-    case L4Protocol::kSctp:
-      return "sctp";
-    case L4Protocol::kUdp:
-      break;
-  }
-  return "udp";
-}
-
 std::string ConntrackEntry::toString() const {
-  return strCat(protocolName(protocol), " ", ipPort(orig_src_ip, orig_src_port), " -> ",
+  return strCat(protocolLower(protocol), " ", ipPort(orig_src_ip, orig_src_port), " -> ",
                 ipPort(orig_dst_ip, orig_dst_port), ", reply ", ipPort(reply_src_ip, reply_src_port), " -> ",
                 ipPort(reply_dst_ip, reply_dst_port));
 }
@@ -212,7 +200,7 @@ std::string describeFilter(const ConntrackFilter& f) {
                                      : strCat("reply src ", ip));
   }
   if (parts.empty()) parts.push_back("all entries");
-  return strCat(protocolName(f.protocol), " ", joinStrings(parts, ", "));
+  return strCat(protocolLower(f.protocol), " ", joinStrings(parts, ", "));
 }
 
 StatusOr<std::unique_ptr<ConntrackCleaner>> ConntrackCleaner::open() {
@@ -240,7 +228,7 @@ StatusOr<size_t> ConntrackCleaner::deleteAny(const std::vector<ConntrackFilter>&
     std::string what = describeFilter(f);
     if (!f.orig_dst_ip && !f.orig_dst_port && !f.reply_src_ip && !f.reply_src_port) {
       return invalidArgument("delete conntrack entries ", what, ": refusing to delete every ",
-                             protocolName(f.protocol), " entry: the filter sets no address or port");
+                             protocolLower(f.protocol), " entry: the filter sets no address or port");
     }
     ASSIGN_OR_RETURN(Compiled c, withContext(compile(f), strCat("delete conntrack entries ", what)));
     compiled.push_back(c);

@@ -35,21 +35,20 @@
 #include <vector>
 
 #include "common/status.h"
+#include "proxy/protocol.h"
 
 struct nfct_handle;
 
 namespace berth::proxy {
 
-enum class L4Protocol { kTcp, kUdp, kSctp };
-
-// "tcp", "udp", "sctp".
-std::string_view protocolName(L4Protocol protocol);
+// The protocol of an entry (proxy/protocol.h; protocolLower() spells it).
+using L4Protocol = Protocol;
 
 // Which entries a deletion or listing concerns. Every field that is set must match;
 // addresses are compared as addresses ("::1" matches "0:0::1"). The family is that of
 // the addresses given (they must agree); with no address, both IPv4 and IPv6 entries.
 struct ConntrackFilter {
-  L4Protocol protocol = L4Protocol::kUdp;
+  L4Protocol protocol = L4Protocol::kUDP;
   std::optional<std::string> orig_dst_ip;     // the original direction's destination
   std::optional<uint16_t> orig_dst_port;
   std::optional<std::string> reply_src_ip;    // the reply direction's source (after DNAT)
@@ -59,7 +58,7 @@ struct ConntrackFilter {
 // One entry as the kernel reports it (addresses as inet_ntop(3) prints them).
 struct ConntrackEntry {
   int family = 0;  // AF_INET or AF_INET6
-  L4Protocol protocol = L4Protocol::kUdp;
+  L4Protocol protocol = L4Protocol::kUDP;
   std::string orig_src_ip, orig_dst_ip, reply_src_ip, reply_dst_ip;
   uint16_t orig_src_port = 0, orig_dst_port = 0, reply_src_port = 0, reply_dst_port = 0;
 

@@ -38,10 +38,9 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "proxy/protocol.h"
 
 namespace berth::proxy {
-
-enum class IpFamily { kIPv4, kIPv6 };
 
 enum class IptablesBackend {
   kDetect,  // create(): use what `iptables --version` (or ip6tables) reports

@@ -83,7 +83,36 @@ StatusOr<IpAddress> ipAt(const std::string& text, const std::string& path) {
   return ip;
 }
 
-StatusOr<NamespacedName> metadataName(const Json& object, std::string_view kind) {
+// Kubernetes name rules (apimachinery validation): a DNS label (RFC 1123: 1-63 of
+// [a-z0-9-], alphanumeric at both ends) for namespaces, Service names and port names; a DNS
+// subdomain (dot-separated labels, <= 253) for other object names. The proxy puts these
+// names into nftables/iptables chain names, so nothing else may get through.
+bool isDnsLabel(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return s.front() != '-' && s.back() != '-';
+}
+
+bool isDnsSubdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (const std::string& label : split(s, '.')) {
+    if (!isDnsLabel(label)) return false;
+  }
+  return true;
+}
+
+Status checkName(std::string_view value, bool subdomain, const std::string& path) {
+  if (subdomain ? isDnsSubdomain(value) : isDnsLabel(value)) return absl::OkStatus();
+  return invalidArgument(path, ": \"", value, "\" is not a valid name (",
+                         subdomain ? "a DNS subdomain: lowercase letters, digits, '-' and '.'"
+                                   : "a DNS label: 1-63 lowercase letters, digits and '-'",
+                         ")");
+}
+
+StatusOr<NamespacedName> metadataName(const Json& object, std::string_view kind,
+                                     bool subdomain) {
   if (!object.is_object()) return invalidArgument(kind, ": the object must be a JSON object");
   const Json* metadata = member(object, "metadata");
   if (metadata == nullptr || !metadata->is_object()) {
@@ -95,6 +124,8 @@ StatusOr<NamespacedName> metadataName(const Json& object, std::string_view kind)
   ASSIGN_OR_RETURN(name.ns,
                    stringAt(*metadata, "namespace", strCat(kind, " ", name.name, ": metadata.namespace")));
   if (name.ns.empty()) name.ns = "default";
+  RETURN_IF_ERROR(checkName(name.name, subdomain, strCat(kind, " ", name.ns, "/", name.name, ": metadata.name")));
+  RETURN_IF_ERROR(checkName(name.ns, false, strCat(kind, " ", name.ns, "/", name.name, ": metadata.namespace")));
   return name;
 }
 
@@ -121,6 +152,7 @@ StatusOr<ServicePort> parseServicePort(const Json& item, const std::string& path
   if (!item.is_object()) return invalidArgument(path, ": must be an object");
   ServicePort port;
   ASSIGN_OR_RETURN(port.name, stringAt(item, "name", path + ".name"));
+  if (!port.name.empty()) RETURN_IF_ERROR(checkName(port.name, false, path + ".name"));
   ASSIGN_OR_RETURN(std::string protocol, stringAt(item, "protocol", path + ".protocol"));
   if (!protocol.empty()) {
     auto parsed = parseProtocol(protocol);
@@ -334,6 +366,8 @@ Status parseSliceBody(const Json& object, EndpointSlice& slice) {
     return invalidArgument("metadata.labels: no ", kServiceNameLabel,
                            " label (the proxy cannot tell which Service this slice belongs to)");
   }
+  RETURN_IF_ERROR(checkName(slice.service_name, false,
+                            strCat("metadata.labels[", kServiceNameLabel, "]")));
   ASSIGN_OR_RETURN(std::string type, stringAt(object, "addressType", "addressType"));
   if (type == "IPv4") {
     slice.address_type = AddressType::kIPv4;
@@ -359,6 +393,7 @@ Status parseSliceBody(const Json& object, EndpointSlice& slice) {
     if (!ports[i]->is_object()) return invalidArgument(path, ": must be an object");
     SlicePort port;
     ASSIGN_OR_RETURN(port.name, stringAt(*ports[i], "name", path + ".name"));
+    if (!port.name.empty()) RETURN_IF_ERROR(checkName(port.name, false, path + ".name"));
     ASSIGN_OR_RETURN(std::string protocol, stringAt(*ports[i], "protocol", path + ".protocol"));
     if (!protocol.empty()) {
       auto parsed = parseProtocol(protocol);
@@ -380,10 +415,6 @@ Status parseSliceBody(const Json& object, EndpointSlice& slice) {
 }  // namespace
 
 // ---------------------------------------------------------------------------
-
-std::string_view ipFamilyName(IpFamily family) {
-  return family == IpFamily::kIPv4 ? "IPv4" : "IPv6";
-}
 
 StatusOr<IpAddress> IpAddress::parse(std::string_view text) {
   std::string s(text);
@@ -451,24 +482,6 @@ bool Cidr::contains(const IpAddress& ip) const {
 
 std::string Cidr::str() const { return strCat(address.str(), "/", prefix_len); }
 
-std::string_view protocolName(Protocol protocol) {
-  switch (protocol) {
-    case Protocol::kTCP: return "TCP";
-    case Protocol::kUDP: return "UDP";
-    case Protocol::kSCTP: return "SCTP";
-  }
-  return "TCP";
-}
-
-std::string_view protocolLower(Protocol protocol) {
-  switch (protocol) {
-    case Protocol::kTCP: return "tcp";
-    case Protocol::kUDP: return "udp";
-    case Protocol::kSCTP: return "sctp";
-  }
-  return "tcp";
-}
-
 StatusOr<Protocol> parseProtocol(std::string_view text) {
   if (text == "TCP") return Protocol::kTCP;
   if (text == "UDP") return Protocol::kUDP;
@@ -490,7 +503,7 @@ std::string Service::skipReason() const {
 
 StatusOr<Service> parseService(const Json& object) {
   Service svc;
-  ASSIGN_OR_RETURN(svc.name, metadataName(object, "service"));
+  ASSIGN_OR_RETURN(svc.name, metadataName(object, "service", false));
   Status st = parseServiceSpec(object, svc);
   if (!st.ok()) return withContext(st, strCat("service ", svc.name.str()));
   return svc;
@@ -503,7 +516,7 @@ StatusOr<Service> parseService(std::string_view json_text) {
 
 StatusOr<EndpointSlice> parseEndpointSlice(const Json& object) {
   EndpointSlice slice;
-  ASSIGN_OR_RETURN(slice.name, metadataName(object, "endpointslice"));
+  ASSIGN_OR_RETURN(slice.name, metadataName(object, "endpointslice", true));
   Status st = parseSliceBody(object, slice);
   if (!st.ok()) return withContext(st, strCat("endpointslice ", slice.name.str()));
   return slice;

@@ -22,16 +22,14 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "proxy/protocol.h"
 
 namespace berth::proxy {
 
 // ---------------------------------------------------------------------------
 // Addresses
 
-enum class IpFamily { kIPv4, kIPv6 };
-
-// "IPv4" / "IPv6" (the API's spec.ipFamilies spelling).
-std::string_view ipFamilyName(IpFamily family);
+// IpFamily, Protocol and their spellings: proxy/protocol.h.
 
 struct IpAddress {
   IpFamily family = IpFamily::kIPv4;
@@ -70,12 +68,6 @@ struct Cidr {
 // ---------------------------------------------------------------------------
 // Names
 
-enum class Protocol { kTCP, kUDP, kSCTP };
-
-// "TCP" / "UDP" / "SCTP" as in the API.
-std::string_view protocolName(Protocol protocol);
-// "tcp" / "udp" / "sctp" as nft and iptables spell them.
-std::string_view protocolLower(Protocol protocol);
 // Parses the API spelling. Errors: InvalidArgument "<text> is not a supported protocol
 // (TCP, UDP, SCTP)".
 StatusOr<Protocol> parseProtocol(std::string_view text);
@@ -165,7 +157,8 @@ struct Service {
 // ports[1].port: 0 is not a valid port (1-65535)"): cluster IPs, external IPs, ingress IPs
 // and source ranges must parse; ports 1-65535; nodePort/healthCheckNodePort 0-65535;
 // protocol TCP/UDP/SCTP; known type, sessionAffinity and traffic policies; affinity timeout
-// 1-86400; port names unique. ExternalName and headless Services are parsed up to their
+// 1-86400; port names unique; metadata.name, metadata.namespace and port names are DNS
+// labels (they end up in chain names, so nothing else may pass). ExternalName and headless Services are parsed up to their
 // type and clusterIP only (the rest is never used) and never fail on the rest.
 StatusOr<Service> parseService(const json::Json& object);
 StatusOr<Service> parseService(std::string_view json_text);
@@ -218,7 +211,8 @@ struct EndpointSlice {
 // Parses an EndpointSlice object. Required: metadata.name, addressType, the
 // kubernetes.io/service-name label. Validated (InvalidArgument "endpointslice
 // default/web-abc12: <field>: <problem>"): every address of an IPv4/IPv6 slice is an IP of
-// that family; ports 1-65535; protocol TCP/UDP/SCTP; each endpoint has >= 1 address.
+// that family; ports 1-65535; protocol TCP/UDP/SCTP; each endpoint has >= 1 address; the
+// slice name is a DNS subdomain, its namespace, service-name label and port names DNS labels.
 StatusOr<EndpointSlice> parseEndpointSlice(const json::Json& object);
 StatusOr<EndpointSlice> parseEndpointSlice(std::string_view json_text);
 

@@ -149,18 +149,18 @@ TEST_F(ConntrackPrivilegedTest, DeleteByOrigDstRemovesOnlyThatServicePortV4) {
   auto flows = entries(origDst("127.0.0.1", 7001));
   ASSERT_THAT(flows, SizeIs(1));
   EXPECT_EQ(flows[0].family, AF_INET);
-  EXPECT_EQ(flows[0].protocol, L4Protocol::kUdp);
+  EXPECT_EQ(flows[0].protocol, L4Protocol::kUDP);
   EXPECT_EQ(flows[0].orig_dst_ip, "127.0.0.1");
   EXPECT_EQ(flows[0].reply_src_port, 7001);
   ASSERT_THAT(entries(origDst("127.0.0.1", 7002)), SizeIs(1));
 
-  auto deleted = cleaner_->deleteByOrigDst(L4Protocol::kUdp, "127.0.0.1", 7001);
+  auto deleted = cleaner_->deleteByOrigDst(L4Protocol::kUDP, "127.0.0.1", 7001);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(*deleted, 1u);
   EXPECT_THAT(entries(origDst("127.0.0.1", 7001)), IsEmpty());
   EXPECT_THAT(entries(origDst("127.0.0.1", 7002)), SizeIs(1));
   // Again: nothing left to delete.
-  deleted = cleaner_->deleteByOrigDst(L4Protocol::kUdp, "127.0.0.1", 7001);
+  deleted = cleaner_->deleteByOrigDst(L4Protocol::kUDP, "127.0.0.1", 7001);
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(*deleted, 0u);
 }
@@ -171,7 +171,7 @@ TEST_F(ConntrackPrivilegedTest, DeleteByOrigDstRemovesOnlyThatServicePortV6) {
   flow("127.0.0.1", 7001);
   ASSERT_THAT(entries(origDst("::1", 7001)), SizeIs(3));
   EXPECT_EQ(entries(origDst("0:0::1", 7001)).size(), 3u) << "addresses compare as addresses";
-  auto deleted = cleaner_->deleteByOrigDst(L4Protocol::kUdp, "::1", 7001);
+  auto deleted = cleaner_->deleteByOrigDst(L4Protocol::kUDP, "::1", 7001);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(*deleted, 3u);
   EXPECT_THAT(entries(origDst("::1", 7001)), IsEmpty());
@@ -195,7 +195,7 @@ TEST_F(ConntrackPrivilegedTest, DeleteByReplySrcRemovesFlowsDnatedToEndpointV4) 
   EXPECT_EQ(natted[0].reply_src_ip, "127.0.0.2");
   EXPECT_EQ(natted[0].reply_src_port, 6000);
 
-  auto deleted = cleaner_->deleteByReplySrc(L4Protocol::kUdp, "127.0.0.2", 6000);
+  auto deleted = cleaner_->deleteByReplySrc(L4Protocol::kUDP, "127.0.0.2", 6000);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(*deleted, 2u);
   EXPECT_THAT(entries(origDst("127.0.0.1", 5000)), IsEmpty());
@@ -215,7 +215,7 @@ TEST_F(ConntrackPrivilegedTest, DeleteByReplySrcRemovesFlowsDnatedToEndpointV6) 
   auto natted = entries(endpoint);
   ASSERT_THAT(natted, SizeIs(1));
   EXPECT_EQ(natted[0].orig_dst_port, 5000);
-  auto deleted = cleaner_->deleteByReplySrc(L4Protocol::kUdp, "::1", 6000);
+  auto deleted = cleaner_->deleteByReplySrc(L4Protocol::kUDP, "::1", 6000);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(*deleted, 1u);
   EXPECT_THAT(entries(endpoint), IsEmpty());
@@ -230,7 +230,7 @@ TEST_F(ConntrackPrivilegedTest, DeleteByOrigDstPortCoversEveryAddressAndFamily) 
   ConntrackFilter port;
   port.orig_dst_port = 7003;
   ASSERT_THAT(entries(port), SizeIs(3));
-  auto deleted = cleaner_->deleteByOrigDstPort(L4Protocol::kUdp, 7003);
+  auto deleted = cleaner_->deleteByOrigDstPort(L4Protocol::kUDP, 7003);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(*deleted, 3u);
   EXPECT_THAT(entries(port), IsEmpty());
@@ -239,10 +239,10 @@ TEST_F(ConntrackPrivilegedTest, DeleteByOrigDstPortCoversEveryAddressAndFamily) 
 
 TEST_F(ConntrackPrivilegedTest, OtherProtocolIsNotTouched) {
   flow("127.0.0.1", 7001);
-  auto deleted = cleaner_->deleteByOrigDst(L4Protocol::kTcp, "127.0.0.1", 7001);
+  auto deleted = cleaner_->deleteByOrigDst(L4Protocol::kTCP, "127.0.0.1", 7001);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(*deleted, 0u);
-  deleted = cleaner_->deleteByOrigDstPort(L4Protocol::kSctp, 7001);
+  deleted = cleaner_->deleteByOrigDstPort(L4Protocol::kSCTP, 7001);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(*deleted, 0u);
   EXPECT_THAT(entries(origDst("127.0.0.1", 7001)), SizeIs(1));
@@ -307,7 +307,7 @@ TEST_F(ConntrackPrivilegedTest, ActsOnTheNetnsItWasOpenedIn) {
     auto found = cleaner_->list(origDst("127.0.0.1", 7005));
     ASSERT_TRUE(found.ok()) << found.status();
     EXPECT_THAT(*found, SizeIs(1));
-    auto deleted = cleaner_->deleteByOrigDst(L4Protocol::kUdp, "127.0.0.1", 7005);
+    auto deleted = cleaner_->deleteByOrigDst(L4Protocol::kUDP, "127.0.0.1", 7005);
     ASSERT_TRUE(deleted.ok()) << deleted.status();
     EXPECT_EQ(*deleted, 1u);
   });
@@ -315,11 +315,11 @@ TEST_F(ConntrackPrivilegedTest, ActsOnTheNetnsItWasOpenedIn) {
 }
 
 TEST_F(ConntrackPrivilegedTest, BadInputIsRejectedNamingIt) {
-  auto bad_ip = cleaner_->deleteByOrigDst(L4Protocol::kUdp, "10.96.0.300", 53);
+  auto bad_ip = cleaner_->deleteByOrigDst(L4Protocol::kUDP, "10.96.0.300", 53);
   EXPECT_EQ(bad_ip.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad_ip.status().message()), HasSubstr("delete conntrack entries udp orig dst 10.96.0.300:53"));
   EXPECT_THAT(std::string(bad_ip.status().message()), HasSubstr("\"10.96.0.300\" is not an IPv4 or IPv6 address"));
-  auto port0 = cleaner_->deleteByReplySrc(L4Protocol::kUdp, "10.244.0.5", 0);
+  auto port0 = cleaner_->deleteByReplySrc(L4Protocol::kUDP, "10.244.0.5", 0);
   EXPECT_EQ(port0.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(port0.status().message()), HasSubstr("port 0"));
   ConntrackFilter mixed = origDst("10.96.0.10", 53);

@@ -174,21 +174,21 @@ TEST(IptablesRestoreError, NoLineIsInternal) {
 
 TEST(ConntrackDescribe, FilterAndEntryInWords) {
   ConntrackFilter f;
-  f.protocol = L4Protocol::kUdp;
+  f.protocol = L4Protocol::kUDP;
   f.orig_dst_ip = "10.96.0.10";
   f.orig_dst_port = 53;
   f.reply_src_ip = "fd00::5";
   f.reply_src_port = 5353;
   EXPECT_EQ(describeFilter(f), "udp orig dst 10.96.0.10:53, reply src [fd00::5]:5353");
   ConntrackFilter port_only;
-  port_only.protocol = L4Protocol::kSctp;
+  port_only.protocol = L4Protocol::kSCTP;
   port_only.orig_dst_port = 30080;
   EXPECT_EQ(describeFilter(port_only), "sctp orig dst *:30080");
   EXPECT_EQ(describeFilter(ConntrackFilter{}), "udp all entries");
 
   ConntrackEntry e;
   e.family = AF_INET;
-  e.protocol = L4Protocol::kTcp;
+  e.protocol = L4Protocol::kTCP;
   e.orig_src_ip = "127.0.0.1";
   e.orig_src_port = 40000;
   e.orig_dst_ip = "127.0.0.1";
