@@ -127,6 +127,11 @@ StatusOr<std::unique_ptr<ServiceTopology>> ServiceTopology::create(int pods) {
   cmds.push_back(c + "link set lo up");
   cmds.push_back(sys(t->node_, "net.ipv4.ip_forward=1"));
   cmds.push_back(sys(t->node_, "net.ipv6.conf.all.forwarding=1"));
+  // Tests are rejected several times a second from one client; the kernel's default
+  // limit of one ICMP destination-unreachable per peer per second would swallow the
+  // second reject (kube-proxy's e2e tests wait instead).
+  cmds.push_back(sys(t->node_, "net.ipv4.icmp_ratelimit=0"));
+  cmds.push_back(sys(t->node_, "net.ipv6.icmp.ratelimit=0"));
   cmds.push_back(n + "link add ext0 type veth peer name eth0 netns " + t->client_);
   cmds.push_back(n + "addr add 192.168.77.1/24 dev ext0");
   cmds.push_back(n + "addr add 2001:db8:77::1/64 dev ext0 nodad");
@@ -135,6 +140,10 @@ StatusOr<std::unique_ptr<ServiceTopology>> ServiceTopology::create(int pods) {
   cmds.push_back(c + "addr add 2001:db8:77::2/64 dev eth0 nodad");
   cmds.push_back(c + "link set eth0 up");
   cmds.push_back(c + "route add default via 192.168.77.1");
+  // The node's default route points at the outside network, as on a real node (so
+  // traffic to an unprogrammed Service IP is routed, not refused by a missing route).
+  cmds.push_back(n + "route add default via 192.168.77.2");
+  cmds.push_back(n + "-6 route add default via 2001:db8:77::2");
   cmds.push_back(c + "-6 route add default via 2001:db8:77::1");
   for (int i = 0; i < pods; ++i) {
     const std::string& pod = t->pods_[i];

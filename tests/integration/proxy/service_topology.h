@@ -6,7 +6,7 @@
 //   eth0 192.168.77.2/24 ──veth── ext0 192.168.77.1/24 (node IP)
 //                                 pveth<i> 10.244.0.1/32 ──veth───────── eth0 10.244.0.<i+2>/24
 //                                 route 10.244.0.<i+2>/32 dev pveth<i>    default via 10.244.0.1
-//   default via 192.168.77.1      ip_forward=1, proxy_arp on pveth*
+//   default via 192.168.77.1      ip_forward=1, proxy_arp on pveth*, default via the client
 //
 // and, for IPv6, the same with 2001:db8:77::/64 outside and fd00:244::<i+2>/64 pods.
 // Pods are routed (no bridge), so a pod reaching itself through a Service (hairpin)
