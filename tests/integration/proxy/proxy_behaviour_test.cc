@@ -64,7 +64,7 @@ Json slice(const std::string& service, const std::vector<Ep>& eps, int port, con
 
 StatusOr<std::unique_ptr<RuleBackend>> makeBackend(const std::string& name) {
   if (name == "iptables") return makeIptablesBackend(IptablesBackend::kDetect);
-  return invalidArgument("unknown backend ", name);
+  return makeNftablesBackend();
 }
 
 class ProxyBehaviourPrivileged : public ::testing::TestWithParam<std::string> {
@@ -272,7 +272,7 @@ TEST_P(ProxyBehaviourPrivileged, HealthzAndMetricsAnswerInTheNodeNamespace) {
   EXPECT_THAT(*m, ::testing::HasSubstr("kubeproxy_network_programming_duration_seconds_count"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ProxyBehaviourPrivileged, ::testing::Values("iptables"),
+INSTANTIATE_TEST_SUITE_P(Backends, ProxyBehaviourPrivileged, ::testing::Values("nftables", "iptables"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
