@@ -290,6 +290,12 @@ void NftablesRenderer::failed() {
   has_pending_ = false;
 }
 
+size_t NftablesRenderer::programmedElements() const {
+  size_t n = 0;
+  for (const auto& [container, elems] : committed_.elements) n += elems.size();
+  return n;
+}
+
 std::string NftablesRenderer::renderCleanup() {
   failed();
   const std::string& t = options_.rules.table;

@@ -100,6 +100,10 @@ class NftablesRenderer {
   // schedule one after stale_chain_delay).
   size_t pendingStaleChains() const { return committed_.stale.size(); }
   const RenderStats& lastStats() const { return stats_; }
+  // What the last committed sync left programmed: Service chains (stale ones excluded)
+  // and map/set elements (for metrics).
+  size_t programmedChains() const { return committed_.chains.size(); }
+  size_t programmedElements() const;
   const std::string& table() const { return options_.rules.table; }
 
  private:

@@ -203,6 +203,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadService{R"({"metadata": {"name": "web"}, "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": "80"}]}})",
                    "ports[0].port: must be an integer"},
         BadService{R"({"metadata": {"namespace": "x"}, "spec": {}})", "service: metadata.name: missing"},
+        BadService{R"({"metadata": {"name": "Web"}, "spec": {}})",
+                   "service default/Web: metadata.name: \"Web\" is not a valid name (a DNS label"},
+        BadService{R"({"metadata": {"name": "web", "namespace": "a b"}, "spec": {}})",
+                   "metadata.namespace: \"a b\" is not a valid name"},
+        BadService{R"({"metadata": {"name": "web"}, "spec": {"clusterIP": "10.0.0.1", "ports": [{"name": "h;x", "port": 80}]}})",
+                   "ports[0].name: \"h;x\" is not a valid name"},
         BadService{R"({"metadata": {"name": "web"}})", "service default/web: spec: missing"}));
 
 TEST(ParseServiceTest, MalformedJsonIsInvalidArgument) {
@@ -289,6 +295,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadService{R"({"metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "a"}}, "addressType": "IPv4",
             "ports": [{"port": 80, "protocol": "tcp"}]})",
                    "ports[0].protocol: \"tcp\" is not a supported protocol"},
+        BadService{R"({"metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "a/b"}}, "addressType": "IPv4"})",
+                   "metadata.labels[kubernetes.io/service-name]: \"a/b\" is not a valid name"},
         BadService{R"({"metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "a"}}, "addressType": "IPX"})",
                    "addressType: \"IPX\" is not an address type"},
         BadService{R"({"metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "a"}}, "addressType": "IPv4",

@@ -125,6 +125,11 @@ TEST(NftablesRendererTest, FirstSyncIsARebuild) {
   EXPECT_EQ(h.renderer().lastStats().kind, RenderStats::Kind::kRebuild);
   EXPECT_EQ(h.targets("10.96.0.10", 80), (std::set<std::string>{"10.244.1.5:8080"}));
   EXPECT_FALSE(h.renderer().needsRebuild());
+  // web: service + endpoint chain; api: service, external, endpoint chain.
+  EXPECT_EQ(h.renderer().programmedChains(), 5u);
+  size_t elements = 0;
+  for (const std::string& c : h.walker().containerNames()) elements += h.walker().elements(c).size();
+  EXPECT_EQ(h.renderer().programmedElements(), elements);
 }
 
 TEST(NftablesRendererTest, NothingChangedRendersNothing) {
