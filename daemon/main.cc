@@ -26,6 +26,7 @@
 #include "cri/pod_store.h"
 #include "cri/runtime_service.h"
 #include "daemon/config.h"
+#include "daemon/proxy_component.h"
 
 namespace berth::daemon {
 namespace {
@@ -252,6 +253,14 @@ int run(int argc, char** argv) {
                kVersion, config.listen, config.root, config.state,
                cgroupDriverName(config.cgroup_driver));
 
+  // The Service proxy (nftables or iptables), when configured with a source.
+  auto proxy_component = ProxyComponent::start(config);
+  if (!proxy_component.ok()) {
+    server->Shutdown(std::chrono::system_clock::now());
+    return fail(withContext(proxy_component.status(),
+                            "start the service proxy (set proxy-mode off to run without it)"));
+  }
+
   int sig = 0;
   for (;;) {
     sigwait(&signals, &sig);
@@ -277,6 +286,7 @@ int run(int argc, char** argv) {
     }
   }
   logger->info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  proxy_component->reset();  // rules stay in place: Services keep working while berthd is down
   if (pods.ok()) (*pods)->closeEventStreams();  // event streams end now, not at the deadline
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();

@@ -23,6 +23,7 @@
 
 #include "common/fs.h"
 #include "common/proc.h"
+#include "common/scope_guard.h"
 #include "common/strings.h"
 #include "tests/e2e/berthd_process.h"
 
@@ -74,17 +75,17 @@ class BerthdPodsTest : public ::testing::Test {
 
   // Starts berthd on a new dir (with a registries.conf for the fixture registry and
   // a bridge conflist), or restarts it on the dir of one that was kill9()ed.
-  void start(std::string dir = "") {
+  void start(std::string dir = "", const std::vector<std::string>& extra = {}) {
     if (dir.empty()) {
       char tmpl[] = "/tmp/berth-e2e-XXXXXX";
       dir = ::mkdtemp(tmpl);
       writeInsecureRegistriesConf(dir, registry->hostPort());
       writeBridgeConflist(dir, "10.77.0.0/24");
     }
-    berthd_ = std::make_unique<Berthd>(
-        std::vector<std::string>{"--cni-bin-dir", kCniBin, "--registries-conf",
-                                 dir + "/registries.conf"},
-        dir);
+    std::vector<std::string> args{"--cni-bin-dir", kCniBin, "--registries-conf",
+                                  dir + "/registries.conf"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    berthd_ = std::make_unique<Berthd>(args, dir);
     ASSERT_TRUE(berthd_->ready()) << berthd_->log();
   }
 
@@ -405,6 +406,70 @@ TEST_F(BerthdPodsTest, TwoContainerPodServesHttpOverLocalhostAndToTheNode) {
   auto leases = fs::listDir(berthd_->dir() + "/ipam/e2e");
   if (leases.ok()) {
     for (const auto& f : *leases) EXPECT_EQ(f.find("10.77.0."), std::string::npos) << f;
+  }
+}
+
+// berthd's Service proxy on a manifest directory: a ClusterIP Service and its
+// EndpointSlice written as YAML make the pod reachable through the cluster IP from the
+// node (nftables by default, then iptables after a restart with --proxy-mode); a
+// Service removed from the directory stops answering; /healthz answers.
+TEST_F(BerthdPodsTest, ServiceProxyFromManifestsReachesThePod) {
+  char tmpl[] = "/tmp/berth-e2e-services-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string services = tmpl;
+  ScopeGuard remove_services([&] { (void)fs::removeAll(services); });
+  for (std::string mode : {"nftables", "iptables"}) {
+    SCOPED_TRACE(mode);
+    berthd_.reset();
+    start("", {"--proxy-manifests", services, "--proxy-mode", mode, "--proxy-healthz-address",
+                "127.0.0.1:10256", "--proxy-metrics-address", "", "--cluster-cidr", "10.77.0.0/16",
+                "--node-name", "e2e-node"});
+    if (HasFatalFailure()) return;
+    pull();
+    if (HasFatalFailure()) return;
+    v1::PodSandboxConfig config = podConfig("svc-" + mode);
+    std::string pod = runPod(config);
+    ASSERT_FALSE(pod.empty());
+    std::string ip = podStatus(pod).network().ip();
+    std::string server = createContainer(
+        pod, config, "server",
+        "mkdir -p /tmp/www && echo hello through a service > /tmp/www/index.html && "
+        "exec httpd -f -p 8080 -h /tmp/www");
+    ASSERT_TRUE(startContainer(server).ok());
+    // The node needs a route covering the Service range (real nodes have a default route).
+    (void)std::system("ip route replace 10.96.0.0/16 dev e2e0 2>/dev/null");
+    std::string yaml = strCat(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\n"
+        "spec:\n  clusterIP: 10.96.50.5\n  ports:\n  - name: http\n    port: 80\n"
+        "    targetPort: 8080\n---\n"
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n"
+        "  namespace: shop\n  labels:\n    kubernetes.io/service-name: web\naddressType: IPv4\n"
+        "endpoints:\n- addresses: [\"", ip, "\"]\n  nodeName: e2e-node\nports:\n- name: http\n  port: 8080\n");
+    ASSERT_TRUE(fs::writeFileAtomic(services + "/web.yaml", yaml).ok());
+    std::string got;
+    for (int i = 0; i < 50 && got.find("hello through a service") == std::string::npos; ++i) {
+      got = httpGet("10.96.50.5", 80, "/");
+      if (got.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_THAT(got, HasSubstr("hello through a service")) << berthd_->log();
+    EXPECT_THAT(httpGet("127.0.0.1", 10256, "/healthz"), HasSubstr("\"lastUpdated\""));
+    ASSERT_EQ(::unlink((services + "/web.yaml").c_str()), 0);
+    bool stopped = false;
+    for (int i = 0; i < 50 && !stopped; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr = {};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(80);
+      ::inet_pton(AF_INET, "10.96.50.5", &addr.sin_addr);
+      timeval tv{0, 300000};
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+      stopped = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0;
+      ::close(fd);
+    }
+    EXPECT_TRUE(stopped) << "the removed Service still answers";
+    stopPod(pod);
+    removePod(pod);
   }
 }
 
