@@ -47,7 +47,8 @@ struct Ep {
   bool ready = true, serving = true, terminating = false;
 };
 
-Json slice(const std::string& service, const std::vector<Ep>& eps, int port, const std::string& proto = "TCP") {
+Json slice(const std::string& service, const std::vector<Ep>& eps, int port, const std::string& proto = "TCP",
+           const std::string& family = "IPv4") {
   Json list = Json::array();
   for (const Ep& e : eps) {
     list.push_back({{"addresses", {e.ip}},
@@ -57,7 +58,7 @@ Json slice(const std::string& service, const std::vector<Ep>& eps, int port, con
   return {{"apiVersion", "discovery.k8s.io/v1"}, {"kind", "EndpointSlice"},
           {"metadata", {{"namespace", "default"}, {"name", service + "-x"},
                         {"labels", {{"kubernetes.io/service-name", service}}}}},
-          {"addressType", "IPv4"},
+          {"addressType", family},
           {"endpoints", list},
           {"ports", {{{"name", "p"}, {"port", port}, {"protocol", proto}}}}};
 }
@@ -270,6 +271,26 @@ TEST_P(ProxyBehaviourPrivileged, HealthzAndMetricsAnswerInTheNodeNamespace) {
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_THAT(*m, ::testing::HasSubstr("kubeproxy_sync_full_proxy_rules_duration_seconds_count"));
   EXPECT_THAT(*m, ::testing::HasSubstr("kubeproxy_network_programming_duration_seconds_count"));
+}
+
+TEST_P(ProxyBehaviourPrivileged, DualStackServiceAndInternalTrafficPolicyLocal) {
+  Json v6 = service("six", "fd00:96::10", 80, "TCP", {{"ipFamilies", {"IPv6"}}});
+  proxier_->serviceChanged(v6);
+  Json eps = slice("six", {{topo_->podIp6(0)}, {topo_->podIp6(1)}}, 8080, "TCP", "IPv6");
+  eps["metadata"]["name"] = "six-v6";
+  proxier_->endpointSliceChanged(eps);
+  proxier_->serviceChanged(service("itp", "10.96.0.23", 80, "TCP", {{"internalTrafficPolicy", "Local"}}));
+  proxier_->endpointSliceChanged(slice("itp", {{topo_->podIp(0), "node-a"}, {topo_->podIp(1), "node-b"}}, 8080));
+  proxier_->serviceChanged(service("itp-none", "10.96.0.24", 80, "TCP", {{"internalTrafficPolicy", "Local"}}));
+  proxier_->endpointSliceChanged(slice("itp-none", {{topo_->podIp(1), "node-b"}}, 8080));
+  settle();
+  EXPECT_EQ(podsAnswering(topo_->podNs(2), "fd00:96::10", 80, 20), (std::set<std::string>{"pod0", "pod1"}))
+      << "IPv6 cluster IP spreads over the IPv6 endpoints";
+  EXPECT_EQ(podsAnswering(topo_->podNs(2), "10.96.0.23", 80, 10), (std::set<std::string>{"pod0"}))
+      << "iTP Local uses only this node's endpoints";
+  auto none = tcpAsk(topo_->podNs(2), "10.96.0.24", 80, 1000);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << "iTP Local without a local endpoint drops: " << none.status();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ProxyBehaviourPrivileged, ::testing::Values("nftables", "iptables"),

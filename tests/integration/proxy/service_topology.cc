@@ -158,7 +158,7 @@ StatusOr<std::unique_ptr<ServiceTopology>> ServiceTopology::create(int pods) {
     cmds.push_back(n + "route add " + t->podIp(i) + "/32 dev " + veth);
     cmds.push_back(n + "-6 route add " + t->podIp6(i) + "/128 dev " + veth);
     cmds.push_back(p + "addr add " + t->podIp(i) + "/24 dev eth0");
-    cmds.push_back(p + "addr add " + t->podIp6(i) + "/64 dev eth0 nodad");
+    cmds.push_back(p + "addr add " + t->podIp6(i) + "/128 dev eth0 nodad");  // no proxy ARP in IPv6: other pods are off-link
     cmds.push_back(p + "link set eth0 up");
     cmds.push_back(p + "route add 10.244.0.1 dev eth0");
     cmds.push_back(p + "route replace default via 10.244.0.1 dev eth0");

@@ -4,6 +4,7 @@
 //
 //   client "outside" ns          node ns (the proxy runs here)            pod ns i
 //   eth0 192.168.77.2/24 ──veth── ext0 192.168.77.1/24 (node IP)
+//   (IPv6: pods get /128 addresses, so other pods are reached through the node)
 //                                 pveth<i> 10.244.0.1/32 ──veth───────── eth0 10.244.0.<i+2>/24
 //                                 route 10.244.0.<i+2>/32 dev pveth<i>    default via 10.244.0.1
 //   default via 192.168.77.1      ip_forward=1, proxy_arp on pveth*, default via the client
