@@ -226,6 +226,11 @@ Status Informer::handleEvent(WatchEvent&& event) {
     logger()->warn("informer {}: ignoring watch event of type \"{}\"", name_, event.type);
     return absl::OkStatus();
   }
+  if (objectName(event.object).empty()) {
+    logger()->warn("informer {}: ignoring a {} event for an object without metadata.name", name_,
+                   event.type);
+    return absl::OkStatus();
+  }
   std::string key = objectKey(event.object);
   std::lock_guard<std::mutex> deliver(deliver_mu_);
   std::optional<Json> old_obj;

@@ -31,6 +31,26 @@ Json service(const std::string& ns, const std::string& name, int port = 80,
           {"spec", {{"ports", {{{"port", port}}}}}}};
 }
 
+struct HttpRequestLite {
+  std::string limit;
+  std::string cont;
+  bool after_expired = false;  // a continued page was asked for before it
+};
+
+// The last list request, and whether a continued page came before it.
+HttpRequestLite lastList(const FakeApiServer& fake) {
+  HttpRequestLite out;
+  bool saw_continue = false;
+  for (const auto& r : fake.requests()) {
+    if (r.method != "GET" || !r.queryParam("watch").empty()) continue;
+    out.limit = r.queryParam("limit");
+    out.cont = r.queryParam("continue");
+    out.after_expired = saw_continue;
+    if (!out.cont.empty()) saw_continue = true;
+  }
+  return out;
+}
+
 class ApiClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -191,6 +211,7 @@ TEST_F(ApiClientTest, ExpiredContinueTokenFallsBackToAFullList) {
   options.all_pages = true;
   std::thread compactor([&] {
     while (!stop) {
+      fake_->bumpResourceVersion();
       fake_->compact();
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
@@ -200,6 +221,11 @@ TEST_F(ApiClientTest, ExpiredContinueTokenFallsBackToAFullList) {
   compactor.join();
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(all->items.size(), 6u);
+  // The last request was the fallback: no limit, no continue token.
+  HttpRequestLite last = lastList(*fake_);
+  EXPECT_EQ(last.limit, "");
+  EXPECT_EQ(last.cont, "");
+  EXPECT_TRUE(last.after_expired);
 }
 
 TEST_F(ApiClientTest, ServerErrorsMapToUnavailable) {
