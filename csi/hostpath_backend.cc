@@ -164,7 +164,8 @@ StatusOr<int64_t> HostPathBackend::chooseCapacity(const CreateVolumeParams& p,
   }
   int64_t size = p.required_bytes;
   if (size == 0) {
-    size = std::max(options_.default_volume_bytes, source_bytes);
+    // Unspecified: a restore or clone gets its source's size, a new volume the default.
+    size = source_bytes > 0 ? source_bytes : options_.default_volume_bytes;
     if (p.limit_bytes > 0) size = std::min(size, p.limit_bytes);
   }
   size = std::max(size, source_bytes);

@@ -48,7 +48,9 @@ struct BackendOptions {
   std::string node_id;    // required; the topology value of every volume
   int64_t capacity_bytes = 0;      // accounted pool size; 0 = the filesystem's size
   int64_t max_volume_bytes = 0;    // largest volume; 0 = no limit below the pool
-  int64_t default_volume_bytes = int64_t{1} << 30;  // when capacity_range is unset
+  // When capacity_range is unset and there is no content source (a restore or clone
+  // then gets its source's size).
+  int64_t default_volume_bytes = int64_t{1} << 30;
   bool use_quota = true;  // false: never probe quotas, always account
 };
 
