@@ -115,6 +115,9 @@ StatusOr<std::string> findLoop(const std::string& backing_file) {
     if (!dev) continue;
     loop_info64 info;
     if (::ioctl(dev.get(), LOOP_GET_STATUS64, &info) != 0) continue;
+    // A read-only publication's own device is bound to the same file; callers want
+    // the shared read-write one.
+    if ((info.lo_flags & LO_FLAGS_READ_ONLY) != 0) continue;
     if (info.lo_inode == want.st_ino && info.lo_device == want.st_dev) return device;
   }
   return std::string();

@@ -28,8 +28,9 @@ Status detachLoop(const std::string& device);
 // Makes `device` pick up its backing file's current size (LOOP_SET_CAPACITY).
 Status refreshLoopCapacity(const std::string& device);
 
-// The loop device currently bound to `backing_file` (same st_dev and inode, as
-// LOOP_GET_STATUS64 reports), or "" when none is. Scans /sys/block/loop*.
+// The read-write loop device currently bound to `backing_file` (same st_dev and inode,
+// as LOOP_GET_STATUS64 reports), or "" when none is. Read-only devices bound to the file
+// (a readonly publication's own, LO_FLAGS_READ_ONLY) are skipped. Scans /sys/block/loop*.
 StatusOr<std::string> findLoop(const std::string& backing_file);
 
 // The size in bytes the loop device presents (BLKGETSIZE64).
