@@ -84,7 +84,9 @@ class ContainerEventQueue {
 
 class PodManager {
  public:
-  // `store`, `images` and `network` must outlive the manager. Starts the exit
+  // `store`, `images` and `network` must outlive the manager; `network` may be null
+  // (berthd without its cni component: only host-network pods, others get
+  // FailedPrecondition). Starts the exit
   // monitor thread. Errors: InvalidArgument for missing binaries or state dir; the
   // mkdir error of the layout dirs.
   static StatusOr<std::unique_ptr<PodManager>> create(PodManagerOptions options,

@@ -100,6 +100,10 @@ StatusOr<std::string> PodManager::runPodSandbox(const v1::PodSandboxConfig& conf
   const bool host_ipc = ns.ipc() == v1::NODE;
   const std::string pod_name = PodStore::podName(config.metadata());
   const std::string ctx = strCat("run pod sandbox \"", pod_name, "\"");
+  if (!host_network && network_ == nullptr) {
+    return failedPrecondition(ctx, ": berthd runs without its cni component, so only "
+                              "host-network pods can run; add cni to components");
+  }
 
   PodRecord pod;
   pod.id = newId();
@@ -238,7 +242,7 @@ Status PodManager::stopPodLocked(PodRecord& pod) {
   if (!first.ok()) return first;
 
   // The network, then the namespaces it lived in.
-  if (namespaceOptions(pod.config).network() != v1::NODE) {
+  if (namespaceOptions(pod.config).network() != v1::NODE && network_ != nullptr) {
     keep(withContext(network_->tearDown(attachment(pod)),
                      strCat("tear down the network of pod ", pod.id)));
   }

@@ -34,7 +34,8 @@ constexpr Key kKeys[] = {
     {"proxy-manifests", false}, {"proxy-mode", false},  {"cluster-cidr", true},
     {"node-name", false},     {"node-ip", true},        {"nodeport-addresses", true},
     {"proxy-healthz-address", false}, {"proxy-metrics-address", false},
-    {"proxy-sync-period", false},
+    {"proxy-sync-period", false}, {"kubelet-root-dir", false}, {"csi-base-dir", false},
+    {"csi-endpoint", false},
 };
 
 std::string canonicalKey(std::string key) {
@@ -140,6 +141,9 @@ std::string* stringField(Config& c, const std::string& key) {
   if (key == "node-name") return &c.node_name;
   if (key == "proxy-healthz-address") return &c.proxy_healthz_address;
   if (key == "proxy-metrics-address") return &c.proxy_metrics_address;
+  if (key == "kubelet-root-dir") return &c.kubelet_root_dir;
+  if (key == "csi-base-dir") return &c.csi_base_dir;
+  if (key == "csi-endpoint") return &c.csi_endpoint;
   return nullptr;
 }
 
@@ -276,6 +280,8 @@ Status applyConfigFile(const std::string& path, const std::vector<std::string>& 
 Status finalize(Config& config) {
   if (config.listen.empty()) config.listen = fs::join(config.state, "berth.sock");
   if (config.pod_cidr_file.empty()) config.pod_cidr_file = fs::join(config.state, "pod-cidr");
+  if (config.csi_base_dir.empty()) config.csi_base_dir = fs::join(config.root, "volumes");
+  if (config.csi_endpoint.rfind("unix://", 0) == 0) config.csi_endpoint.erase(0, 7);
   struct PathKey {
     const char* name;
     const std::string* value;
@@ -285,7 +291,9 @@ Status finalize(Config& config) {
                            {"listen", &config.listen},
                            {"cni-conf-dir", &config.cni_conf_dir},
                            {"pod-cidr-file", &config.pod_cidr_file},
-                           {"registry-certs-dir", &config.registry_certs_dir}};
+                           {"registry-certs-dir", &config.registry_certs_dir},
+                           {"kubelet-root-dir", &config.kubelet_root_dir},
+                           {"csi-base-dir", &config.csi_base_dir}};
   for (const PathKey& p : paths) {
     if (p.value->empty() || (*p.value)[0] != '/') {
       return invalidArgument(p.name, " \"", *p.value, "\" must be an absolute path");
@@ -320,6 +328,10 @@ Status finalize(Config& config) {
   }
   if (!config.kubeconfig.empty() && config.kubeconfig[0] != '/') {
     return invalidArgument("kubeconfig \"", config.kubeconfig, "\" must be an absolute path");
+  }
+  if (!config.csi_endpoint.empty() && config.csi_endpoint[0] != '/') {
+    return invalidArgument("csi-endpoint \"", config.csi_endpoint,
+                           "\" must be an absolute socket path (unix:// prefix allowed)");
   }
   if (!config.proxy_manifests.empty() && config.proxy_manifests[0] != '/') {
     return invalidArgument("proxy-manifests \"", config.proxy_manifests, "\" must be an absolute path");

@@ -32,6 +32,12 @@
 //   proxy-healthz-address  host:port of the proxy's /healthz ("" off)     0.0.0.0:10256
 //   proxy-metrics-address  host:port of /metrics ("" off)                 127.0.0.1:10249
 //   proxy-sync-period    full resync period, seconds                      30
+//   kubelet-root-dir     kubelet's --root-dir: the CSI socket goes in
+//                        plugins/hostpath.berth.dev/, the registration
+//                        socket in plugins_registry/                      /var/lib/kubelet
+//   csi-base-dir         where CSI volumes and their metadata live        <root>/volumes
+//   csi-endpoint         the CSI socket (unix:// prefix allowed)          <kubelet-root-dir>/plugins/
+//                                                                        hostpath.berth.dev/csi.sock
 //
 // Two berthd instances with different root, state and listen values do not share any
 // file, so tests and multi-node simulations can run several on one host.
@@ -74,6 +80,9 @@ struct Config {
   std::string proxy_healthz_address = "0.0.0.0:10256";
   std::string proxy_metrics_address = "127.0.0.1:10249";
   int proxy_sync_period_s = 30;
+  std::string kubelet_root_dir = "/var/lib/kubelet";
+  std::string csi_base_dir;  // "" -> <root>/volumes (filled by finalize())
+  std::string csi_endpoint;  // "" -> the CSI server's default under kubelet-root-dir
   std::string config_file;  // the file read, "" when none
 };
 
@@ -101,9 +110,9 @@ bool runs(const Config& config, const std::string& component);
 Status applyConfigFile(const std::string& path, const std::vector<std::string>& set_by_flags,
                        Config& config);
 
-// Fills derived defaults (listen from state, node-name from the hostname) and checks
-// the result: absolute paths, a valid log level, known components, CIDRs and IPs that
-// parse, a positive sync period. Errors: InvalidArgument naming the key and value.
+// Fills derived defaults (listen from state, csi-base-dir from root, node-name from
+// the hostname) and checks the result: absolute paths, a valid log level, known
+// components, CIDRs and IPs that parse, a positive sync period. Errors: InvalidArgument naming the key and value.
 Status finalize(Config& config);
 
 }  // namespace berth::daemon

@@ -1,6 +1,11 @@
-// berthd: the node daemon. Serves CRI v1 over gRPC on a unix socket: the ImageService
-// and the RuntimeService (pods run by one berth-shim each, networks set up through
-// CNI). On start it adopts the pods a previous berthd left running.
+// berthd: the node daemon. Its components (config key `components`):
+//   cri    CRI v1 over gRPC on a unix socket: the ImageService and the RuntimeService
+//          (pods run by one berth-shim each); on start it adopts the pods a previous
+//          berthd left running;
+//   cni    pod networking through CNI plugins, this node's pod subnets and the routes
+//          to other nodes' (without it only host-network pods run);
+//   proxy  the Service proxy (nftables or iptables);
+//   csi    the hostPath CSI driver, registered with kubelet, and its provisioner.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -26,6 +31,7 @@
 #include "cri/pod_store.h"
 #include "cri/runtime_service.h"
 #include "daemon/config.h"
+#include "daemon/csi_component.h"
 #include "daemon/proxy_component.h"
 
 namespace berth::daemon {
@@ -119,6 +125,13 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--proxy-sync-period", sync_period, "full resync period in seconds")
       ->capture_default_str();
+  app.add_option("--kubelet-root-dir", config.kubelet_root_dir,
+                 "kubelet's root dir (CSI plugin and registration sockets)")
+      ->capture_default_str();
+  app.add_option("--csi-base-dir", config.csi_base_dir,
+                 "CSI volumes and their metadata (default <root>/volumes)");
+  app.add_option("--csi-endpoint", config.csi_endpoint,
+                 "CSI socket (default <kubelet-root-dir>/plugins/hostpath.berth.dev/csi.sock)");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<std::string> set_by_flags;
@@ -127,7 +140,8 @@ int run(int argc, char** argv) {
                            "runtime", "pod-cidr", "pod-cidr-file", "node-route", "components",
                            "kubeconfig", "proxy-manifests", "proxy-mode", "cluster-cidr",
                            "node-name", "node-ip", "nodeport-addresses", "proxy-healthz-address",
-                           "proxy-metrics-address", "proxy-sync-period"}) {
+                           "proxy-metrics-address", "proxy-sync-period", "kubelet-root-dir",
+                           "csi-base-dir", "csi-endpoint"}) {
     if (app.count(std::string("--") + name) > 0) set_by_flags.emplace_back(name);
   }
   if (app.count("--cgroup-driver") > 0) {
@@ -172,14 +186,9 @@ int run(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto db = Database::open(fs::join(config.root, "berth.db"));
-  if (!db.ok()) return fail(db.status());
-  image::ImageServiceOptions image_options;
-  image_options.root = config.root;
-  image_options.registries_conf = config.registries_conf;
-  image_options.certs_dir = config.registry_certs_dir;
-  auto images = image::ImageService::open(image_options, db->get());
-  if (!images.ok()) return fail(images.status());
+  const bool run_cri = runs(config, "cri");
+  const bool run_cni = runs(config, "cni");
+  logger->info("berthd {} components: {}", kVersion, joinStrings(config.components, ", "));
 
   // The node side of the pod network: this node's pod subnets for berth-ipam
   // (podCIDRFile) and one route per other node's pod subnet (host-gw). Applied at start
@@ -192,71 +201,125 @@ int run(int argc, char** argv) {
     logger->info("pod network: {} pod CIDR(s), {} node route(s)", c.pod_cidrs.size(), routes.size());
     return absl::OkStatus();
   };
-  if (Status st = applyNodeNetwork(config); !st.ok()) return fail(st);
+  std::unique_ptr<cni::CniRuntime> network;
+  if (run_cni) {
+    if (Status st = applyNodeNetwork(config); !st.ok()) return fail(st);
+    cni::CniOptions cni_options;
+    cni_options.conf_dir = config.cni_conf_dir;
+    cni_options.bin_dirs = config.cni_bin_dirs;
+    cni_options.cache_dir = fs::join(config.root, "cni");
+    auto created = cni::CniRuntime::create(cni_options);
+    if (!created.ok()) return fail(created.status());
+    network = std::move(*created);
+  }
 
-  cri::RuntimeInfo info;
-  info.runtime_version = kVersion;
-  info.systemd_cgroup_driver = config.cgroup_driver == CgroupDriver::kSystemd;
-  cni::CniOptions cni_options;
-  cni_options.conf_dir = config.cni_conf_dir;
-  cni_options.bin_dirs = config.cni_bin_dirs;
-  cni_options.cache_dir = fs::join(config.root, "cni");
-  auto network = cni::CniRuntime::create(cni_options);
-  if (!network.ok()) return fail(network.status());
-  info.network_ready = [net = network->get()]() -> Status {
-    cni::NetworkStatus st = net->status();
-    if (st.ready) return absl::OkStatus();
-    return failedPrecondition(st.message);
+  // CRI: images and pods, with their records in one database.
+  std::unique_ptr<Database> db;
+  std::unique_ptr<image::ImageService> images;
+  std::unique_ptr<cri::PodStore> pod_store;
+  std::unique_ptr<cri::PodManager> pods;
+  std::unique_ptr<cri::CriRuntimeService> runtime_service;
+  std::unique_ptr<cri::CriImageService> image_service;
+  std::unique_ptr<grpc::Server> server;
+  if (run_cri) {
+    auto opened = Database::open(fs::join(config.root, "berth.db"));
+    if (!opened.ok()) return fail(opened.status());
+    db = std::move(*opened);
+    image::ImageServiceOptions image_options;
+    image_options.root = config.root;
+    image_options.registries_conf = config.registries_conf;
+    image_options.certs_dir = config.registry_certs_dir;
+    auto image_store = image::ImageService::open(image_options, db.get());
+    if (!image_store.ok()) return fail(image_store.status());
+    images = std::move(*image_store);
+
+    cri::RuntimeInfo info;
+    info.runtime_version = kVersion;
+    info.systemd_cgroup_driver = config.cgroup_driver == CgroupDriver::kSystemd;
+    if (network) {
+      info.network_ready = [net = network.get()]() -> Status {
+        cni::NetworkStatus st = net->status();
+        if (st.ready) return absl::OkStatus();
+        return failedPrecondition(st.message);
+      };
+    } else {
+      info.network_ready = [] {
+        return failedPrecondition(
+            "berthd runs without its cni component: only host-network pods can run");
+      };
+    }
+    // Pods: one shim per pod, adoption of what runs.
+    auto store = cri::PodStore::open(db.get());
+    if (!store.ok()) return fail(store.status());
+    pod_store = std::move(*store);
+    cri::PodManagerOptions pod_options;
+    pod_options.state_dir = config.state;
+    pod_options.shim_binary = sibling("berth-shim");
+    pod_options.runtime = config.runtime;
+    pod_options.systemd_cgroup = config.cgroup_driver == CgroupDriver::kSystemd;
+    pod_options.shim_log_level = config.log_level;
+    auto manager = cri::PodManager::create(pod_options, pod_store.get(), images.get(),
+                                           network.get());
+    if (!manager.ok()) {
+      // Serve images and status anyway; RuntimeReady says why pods cannot run.
+      logger->error("pods cannot run: {}", std::string(manager.status().message()));
+      info.runtime_ready = [st = manager.status()] { return st; };
+    } else {
+      pods = std::move(*manager);
+      if (Status st = pods->recover(); !st.ok()) {
+        logger->error("adopting the pods of a previous berthd failed: {}",
+                      std::string(st.message()));
+      }
+    }
+    runtime_service = std::make_unique<cri::CriRuntimeService>(info, pods.get());
+    image_service = std::make_unique<cri::CriImageService>(*images);
+
+    // A socket left by a berthd that died is removed; the state-dir lock says it is ours.
+    ::unlink(config.listen.c_str());
+    if (Status st = fs::mkdirAll(config.listen.substr(0, config.listen.rfind('/')), 0711);
+        !st.ok()) {
+      return fail(st);
+    }
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("unix://" + config.listen, grpc::InsecureServerCredentials());
+    builder.SetMaxReceiveMessageSize(16 << 20);
+    builder.SetMaxSendMessageSize(16 << 20);
+    builder.RegisterService(runtime_service.get());
+    builder.RegisterService(image_service.get());
+    server = builder.BuildAndStart();
+    if (!server) {
+      return fail(internalError("serve CRI on \"", config.listen,
+                                "\" failed (see the gRPC log above); check the path is writable"));
+    }
+    if (::chmod(config.listen.c_str(), 0660) != 0) {
+      return fail(lastErrnoError(strCat("chmod 0660 \"", config.listen, "\"")));
+    }
+    logger->info("berthd {} serving CRI v1 on unix://{} (root {}, state {}, cgroup driver {})",
+                 kVersion, config.listen, config.root, config.state,
+                 cgroupDriverName(config.cgroup_driver));
+  }
+  auto stopCri = [&] {
+    if (pods) pods->closeEventStreams();  // event streams end now, not at the deadline
+    if (server) {
+      server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      server->Wait();
+      ::unlink(config.listen.c_str());
+    }
   };
-  // Pods: records in the same database, one shim per pod, adoption of what runs.
-  auto pod_store = cri::PodStore::open(db->get());
-  if (!pod_store.ok()) return fail(pod_store.status());
-  cri::PodManagerOptions pod_options;
-  pod_options.state_dir = config.state;
-  pod_options.shim_binary = sibling("berth-shim");
-  pod_options.runtime = config.runtime;
-  pod_options.systemd_cgroup = config.cgroup_driver == CgroupDriver::kSystemd;
-  pod_options.shim_log_level = config.log_level;
-  auto pods = cri::PodManager::create(pod_options, pod_store->get(), images->get(),
-                                      network->get());
-  if (!pods.ok()) {
-    // Serve images and status anyway; RuntimeReady says why pods cannot run.
-    logger->error("pods cannot run: {}", std::string(pods.status().message()));
-    info.runtime_ready = [st = pods.status()] { return st; };
-  } else if (Status st = (*pods)->recover(); !st.ok()) {
-    logger->error("adopting the pods of a previous berthd failed: {}", std::string(st.message()));
-  }
-  cri::CriRuntimeService runtime_service(info, pods.ok() ? pods->get() : nullptr);
-  cri::CriImageService image_service(**images);
 
-  // A socket left by a berthd that died is removed; the state-dir lock says it is ours.
-  ::unlink(config.listen.c_str());
-  if (Status st = fs::mkdirAll(config.listen.substr(0, config.listen.rfind('/')), 0711);
-      !st.ok()) {
-    return fail(st);
+  // Storage: the CSI driver (and its provisioner with an API server).
+  auto csi_component = CsiComponent::start(config);
+  if (!csi_component.ok()) {
+    stopCri();
+    return fail(withContext(csi_component.status(),
+                            "remove csi from components to run without the CSI driver"));
   }
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix://" + config.listen, grpc::InsecureServerCredentials());
-  builder.SetMaxReceiveMessageSize(16 << 20);
-  builder.SetMaxSendMessageSize(16 << 20);
-  builder.RegisterService(&runtime_service);
-  builder.RegisterService(&image_service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server) {
-    return fail(internalError("serve CRI on \"", config.listen,
-                              "\" failed (see the gRPC log above); check the path is writable"));
-  }
-  if (::chmod(config.listen.c_str(), 0660) != 0) {
-    return fail(lastErrnoError(strCat("chmod 0660 \"", config.listen, "\"")));
-  }
-  logger->info("berthd {} serving CRI v1 on unix://{} (root {}, state {}, cgroup driver {})",
-               kVersion, config.listen, config.root, config.state,
-               cgroupDriverName(config.cgroup_driver));
 
   // The Service proxy (nftables or iptables), when configured with a source.
   auto proxy_component = ProxyComponent::start(config);
   if (!proxy_component.ok()) {
-    server->Shutdown(std::chrono::system_clock::now());
+    csi_component->reset();
+    stopCri();
     return fail(withContext(proxy_component.status(),
                             "start the service proxy (set proxy-mode off to run without it)"));
   }
@@ -277,7 +340,7 @@ int run(int argc, char** argv) {
                     ? absl::OkStatus()
                     : applyConfigFile(config.config_file, set_by_flags, fresh);
     if (st.ok()) st = finalize(fresh);
-    if (st.ok()) st = applyNodeNetwork(fresh);
+    if (st.ok() && run_cni) st = applyNodeNetwork(fresh);
     if (st.ok()) {
       config.pod_cidrs = fresh.pod_cidrs;
       config.node_routes = fresh.node_routes;
@@ -287,10 +350,8 @@ int run(int argc, char** argv) {
   }
   logger->info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   proxy_component->reset();  // rules stay in place: Services keep working while berthd is down
-  if (pods.ok()) (*pods)->closeEventStreams();  // event streams end now, not at the deadline
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  server->Wait();
-  ::unlink(config.listen.c_str());
+  csi_component->reset();    // mounts stay: pods keep their volumes while berthd is down
+  stopCri();
   return 0;
 }
 

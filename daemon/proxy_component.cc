@@ -4,6 +4,7 @@
 
 #include "common/fs.h"
 #include "common/kube/kubeconfig.h"
+#include "daemon/api_access.h"
 #include "common/log.h"
 
 namespace berth::daemon {
@@ -36,12 +37,8 @@ StatusOr<std::unique_ptr<ProxyComponent>> ProxyComponent::start(const Config& co
   std::unique_ptr<ProxyComponent> c(new ProxyComponent());
   std::optional<kube::ClientConfig> api;
   if (config.proxy_manifests.empty()) {
-    if (!config.kubeconfig.empty()) {
-      ASSIGN_OR_RETURN(api, withContext(kube::loadKubeconfig(config.kubeconfig, ""), "service proxy"));
-    } else if (getenv("KUBERNETES_SERVICE_HOST") != nullptr &&
-               fs::exists(std::string(kube::kServiceAccountDir) + "/token")) {
-      ASSIGN_OR_RETURN(api, withContext(kube::inClusterConfig(), "service proxy"));
-    } else {
+    ASSIGN_OR_RETURN(api, apiServerConfig(config, "service proxy"));
+    if (!api) {
       logger->info("service proxy not started: no Service source (set kubeconfig or proxy-manifests)");
       return std::unique_ptr<ProxyComponent>();
     }

@@ -1,5 +1,6 @@
-// berthd as a child process for e2e tests: throwaway root, state and socket under
-// /tmp/berth-e2e-XXXXXX, its log in <dir>/berthd.log, a gRPC channel once the socket
+// berthd as a child process for e2e tests: throwaway root, state, socket and kubelet
+// root dir (the CSI sockets) under /tmp/berth-e2e-XXXXXX, its log in <dir>/berthd.log,
+// a gRPC channel once the socket
 // answers, and SIGTERM + waitpid (by PID) on destruction. Needs BERTHD_BINARY defined
 // by the test target.
 //
@@ -48,6 +49,7 @@ class Berthd {
     std::vector<std::string> args = {BERTHD_BINARY,         "--root",    dir_ + "/root",
                                      "--state",             dir_ + "/state",
                                      "--cni-conf-dir",      dir_ + "/net.d",
+                                     "--kubelet-root-dir",  dir_ + "/kubelet",
                                      "--log-level",         "debug"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     pid_ = ::fork();

@@ -177,5 +177,35 @@ TEST_F(ConfigTest, BadProxyValuesAreNamed) {
   EXPECT_THAT(std::string(bad("kubeconfig: admin.conf\n").message()), HasSubstr("absolute path"));
 }
 
+TEST_F(ConfigTest, CsiKeysDefaultsAndToml) {
+  Config d;
+  d.root = "/srv/berth";
+  ASSERT_TRUE(finalize(d).ok());
+  EXPECT_TRUE(runs(d, "csi"));
+  EXPECT_EQ(d.kubelet_root_dir, "/var/lib/kubelet");
+  EXPECT_EQ(d.csi_base_dir, "/srv/berth/volumes") << "csi-base-dir follows root";
+  EXPECT_EQ(d.csi_endpoint, "");
+
+  std::string path = write("c.toml",
+                           "kubelet_root_dir = \"/data/kubelet\"\n"
+                           "csi-base-dir = \"/data/volumes\"\n"
+                           "csi-endpoint = \"unix:///run/berth/csi.sock\"\n");
+  Config c;
+  ASSERT_TRUE(applyConfigFile(path, {"csi-base-dir"}, c).ok());
+  ASSERT_TRUE(finalize(c).ok());
+  EXPECT_EQ(c.kubelet_root_dir, "/data/kubelet");
+  EXPECT_EQ(c.csi_base_dir, "/var/lib/berth/volumes") << "a flag beats the file";
+  EXPECT_EQ(c.csi_endpoint, "/run/berth/csi.sock") << "unix:// stripped";
+
+  Config rel;
+  rel.csi_endpoint = "csi.sock";
+  Status st = finalize(rel);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("csi-endpoint \"csi.sock\""));
+  Config rel_base;
+  rel_base.kubelet_root_dir = "kubelet";
+  EXPECT_THAT(std::string(finalize(rel_base).message()), HasSubstr("kubelet-root-dir"));
+}
+
 }  // namespace
 }  // namespace berth::daemon
