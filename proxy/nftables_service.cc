@@ -72,12 +72,20 @@ void endpointDispatch(const ServicePortState& p, const Plan& plan,
                              endpointChain(p.name, ep)));
     }
   }
-  std::vector<std::string> arms;
-  for (size_t i = 0; i < endpoints.size(); ++i) {
-    arms.push_back(strCat(i, " : goto ", endpointChain(p.name, endpoints[i])));
+  // A uniform random pick without a set: rule i goes to endpoint i with probability
+  // 1/(N-i) (numgen random mod N-i == 0), the last one unconditionally; so each endpoint
+  // gets exactly 1/N, as with "numgen random mod N vmap { 0 : ..., ... }". No anonymous
+  // map: binding one walks the whole transaction in the kernel (__nft_set_trans_bind),
+  // which made a full sync quadratic in the number of Services.
+  size_t n = endpoints.size();
+  for (size_t i = 0; i < n; ++i) {
+    std::string to = strCat("goto ", endpointChain(p.name, endpoints[i]));
+    if (n - i > 1) {
+      rules.push_back(strCat("numgen random mod ", n - i, " == 0 ", to));
+    } else {
+      rules.push_back(std::move(to));
+    }
   }
-  rules.push_back(strCat("numgen random mod ", endpoints.size(), " vmap { ",
-                         joinStrings(arms, ", "), " }"));
 }
 
 // The external chain: masquerade (eTP Cluster) or keep the client IP (eTP Local, with

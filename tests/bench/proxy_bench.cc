@@ -7,6 +7,9 @@
 // Also prints the time to fold the objects into a ProxyState (shared by both).
 //
 // Usage: berth_bench_proxy [--services 1000,10000,30000] [--backend both|nftables|iptables]
+//                          [--dump-nft DIR]
+// --dump-nft DIR: also write the nftables scripts of the full and the partial sync of each
+// size to DIR/full-<N>.nft and DIR/partial-<N>.nft (rendered again, outside the timings).
 // Needs root (network namespaces), libnftables, iptables-restore.
 #include <sched.h>
 #include <unistd.h>
@@ -21,6 +24,7 @@
 #include "common/fs.h"
 #include "common/strings.h"
 #include "proxy/change_tracker.h"
+#include "proxy/nftables_render.h"
 #include "proxy/rule_backend.h"
 
 using namespace berth;
@@ -79,6 +83,24 @@ struct Result {
   std::string error;
 };
 
+EndpointSlice changedSlice(int services) {  // one endpoint of one Service changes
+  EndpointSlice changed = makeSlice(services / 2, 0);
+  changed.endpoints[0].addresses = {"10.127.255.254"};
+  changed.endpoints[0].ip = *IpAddress::parse("10.127.255.254");
+  return changed;
+}
+
+// Writes the full and partial nftables scripts of this size to `dir`.
+bool dumpNft(const std::string& dir, ChangeTracker tracker, const NodeInfo& node, int services) {
+  NftablesRenderer renderer;
+  std::string full = renderer.renderSync(buildProxyState(tracker.map(), node), tracker.takeChanged(), true);
+  renderer.committed();
+  tracker.updateEndpointSlice(changedSlice(services));
+  std::string partial = renderer.renderSync(buildProxyState(tracker.map(), node), tracker.takeChanged(), false);
+  return fs::writeFileAtomic(strCat(dir, "/full-", services, ".nft"), full).ok() &&
+         fs::writeFileAtomic(strCat(dir, "/partial-", services, ".nft"), partial).ok();
+}
+
 Result runBackend(const std::string& name, ChangeTracker& tracker, const NodeInfo& node, int services) {
   Result r;
   std::thread t([&] {
@@ -102,10 +124,7 @@ Result runBackend(const std::string& name, ChangeTracker& tracker, const NodeInf
     }
     r.rules = *rules;
     // One endpoint of one Service changes.
-    EndpointSlice changed = makeSlice(services / 2, 0);
-    changed.endpoints[0].addresses = {"10.127.255.254"};
-    changed.endpoints[0].ip = *IpAddress::parse("10.127.255.254");
-    local.updateEndpointSlice(changed);
+    local.updateEndpointSlice(changedSlice(services));
     ProxyState next = buildProxyState(local.map(), node);
     auto t1 = Clock::now();
     auto again = (*backend)->sync(next, local.takeChanged(), false);
@@ -123,6 +142,7 @@ Result runBackend(const std::string& name, ChangeTracker& tracker, const NodeInf
 int main(int argc, char** argv) {
   std::vector<int> sizes = {1000, 10000, 30000};
   std::string which = "both";
+  std::string dump_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--services") {
@@ -130,6 +150,8 @@ int main(int argc, char** argv) {
       for (const auto& s : split(argv[i + 1], ',', true)) sizes.push_back(std::atoi(s.c_str()));
     } else if (a == "--backend") {
       which = argv[i + 1];
+    } else if (a == "--dump-nft") {
+      dump_dir = argv[i + 1];
     }
   }
   if (::geteuid() != 0) {
@@ -151,6 +173,10 @@ int main(int argc, char** argv) {
     }
     ProxyState state = buildProxyState(tracker.map(), node);
     double build_ms = ms(Clock::now() - t0);
+    if (!dump_dir.empty() && !dumpNft(dump_dir, tracker, node, n)) {
+      std::fprintf(stderr, "berth_bench_proxy: cannot write the scripts to %s\n", dump_dir.c_str());
+      return 1;
+    }
     for (std::string b : {"nftables", "iptables"}) {
       if (which != "both" && which != b) continue;
       Result r = runBackend(b, tracker, node, n);

@@ -13,7 +13,8 @@
 //   add element|delete element inet T M { k [: verdict], ... }
 //   add rule inet T C <matches> <statements>
 // Matches: ct state new; ip|ip6 saddr|daddr [!=] <addr | cidr | { list } | @set>;
-//   tcp|udp|sctp dport N; meta l4proto P; fib saddr|daddr type local; meta mark & M == 0.
+//   tcp|udp|sctp dport N; meta l4proto P; fib saddr|daddr type local; meta mark & M == 0;
+//   numgen random mod N == V (both outcomes are explored, unless N is 1).
 // Statements: <ip|ip6 daddr . meta l4proto . th dport | meta l4proto . th dport> vmap @M;
 //   numgen random mod N vmap { i : verdict, ... }; jump|goto C; return; accept; drop;
 //   reject [with tcp reset]; meta mark set meta mark |/^ M; masquerade [fully-random];
@@ -42,7 +43,7 @@ namespace berth::proxy::testing {
 
 // One parsed rule: matches (all must hold) then statements in order.
 struct WalkerMatch {
-  enum class Kind { kCtNew, kAddr, kPort, kL4Proto, kFibLocal, kMarkZero } kind = Kind::kCtNew;
+  enum class Kind { kCtNew, kAddr, kPort, kL4Proto, kFibLocal, kMarkZero, kNumgen } kind = Kind::kCtNew;
   IpFamily family = IpFamily::kIPv4;  // kAddr
   bool source = false;                // kAddr, kFibLocal: saddr (else daddr)
   bool negate = false;                // kAddr: !=
@@ -51,6 +52,7 @@ struct WalkerMatch {
   Protocol protocol = Protocol::kTCP;  // kPort, kL4Proto
   int port = 0;                        // kPort
   uint32_t mask = 0;                   // kMarkZero
+  uint32_t mod = 0, value = 0;         // kNumgen: numgen random mod <mod> == <value>
 };
 
 struct WalkerVerdict {

@@ -231,6 +231,16 @@ Status parseItem(Cursor& c, WalkerRule& rule, bool& in_statements) {
   if (w == "numgen") {
     for (const char* word : {"random", "mod"}) RETURN_IF_ERROR(c.expect(word));
     ASSIGN_OR_RETURN(uint32_t n, parseNumber(c.next()));
+    if (n == 0) return invalidArgument("numgen random mod 0");
+    if (c.peek() == "==") {  // numgen random mod N == V: a random match
+      c.next();
+      WalkerMatch m;
+      m.kind = WalkerMatch::Kind::kNumgen;
+      m.mod = n;
+      ASSIGN_OR_RETURN(m.value, parseNumber(c.next()));
+      if (m.value >= n) return invalidArgument("numgen value ", m.value, " >= mod ", n);
+      return match(std::move(m));
+    }
     RETURN_IF_ERROR(c.expect("vmap"));
     RETURN_IF_ERROR(c.expect("{"));
     WalkerStatement s;

@@ -81,6 +81,7 @@ TEST(NftWalkerTraceTest, ClusterIpSpreadsOverAllEndpointsWithoutMasqueradeForPod
   auto paths = trace(w, "10.244.1.50", "10.96.0.10", 80, Origin::kPod);
   EXPECT_EQ(targets(paths), (std::set<std::string>{"10.244.1.5:8080", "10.244.2.5:8080", "10.244.2.6:8080"}))
       << dump(paths);
+  EXPECT_EQ(paths.size(), 3u) << dump(paths);  // the random pick: each endpoint exactly once
   expectAll(paths, Verdict::kAccept, false);
   EXPECT_EQ(paths[0].hooks, "prerouting,forward,postrouting");
 }
@@ -337,6 +338,20 @@ TEST(NftWalkerTest, PriorityNamesOnlyWhereNftAcceptsThem) {
   NftWalker w;
   EXPECT_FALSE(w.apply("add table inet t\nadd chain inet t o { type nat hook output priority dstnat; }\n").ok());
   EXPECT_TRUE(w.apply("add table inet t\nadd chain inet t o { type nat hook output priority -100; }\n").ok());
+}
+
+TEST(NftWalkerTest, NumgenMatchForksIntoBothOutcomes) {
+  NftWalker w;
+  ASSERT_TRUE(w.apply("add table inet t\n"
+                      "add chain inet t pre { type nat hook prerouting priority dstnat; }\n"
+                      "add rule inet t pre numgen random mod 3 == 0 meta l4proto tcp dnat ip to 10.0.0.1:1\n"
+                      "add rule inet t pre numgen random mod 2 == 0 meta l4proto tcp dnat ip to 10.0.0.2:2\n"
+                      "add rule inet t pre numgen random mod 1 == 0 meta l4proto tcp dnat ip to 10.0.0.3:3\n")
+                  .ok());
+  auto paths = trace(w, "10.1.0.1", "10.2.0.1", 80, Origin::kPod);
+  EXPECT_EQ(targets(paths), (std::set<std::string>{"10.0.0.1:1", "10.0.0.2:2", "10.0.0.3:3"})) << dump(paths);
+  EXPECT_EQ(paths.size(), 3u) << dump(paths);
+  EXPECT_FALSE(w.apply("add table inet t\nadd chain inet t a\nadd rule inet t a numgen random mod 2 == 2 drop\n").ok());
 }
 
 TEST(NftWalkerTest, UnsupportedSyntaxIsAParseError) {

@@ -13,6 +13,9 @@ struct State {
   NftWalker::Packet pkt;
   uint32_t mark = 0;
   NftWalker::Path path;
+  // The rule whose numgen match is taken as true when it is evaluated next (the branch
+  // of a fork, see exec()).
+  const WalkerRule* numgen_taken = nullptr;
 };
 
 struct Frame {
@@ -108,6 +111,8 @@ class Tracer {
         return isLocal(m.source ? s.pkt.src : s.pkt.dst);
       case WalkerMatch::Kind::kMarkZero:
         return (s.mark & m.mask) == 0;
+      case WalkerMatch::Kind::kNumgen:
+        return true;  // forked in exec()
     }
     return false;
   }
@@ -168,6 +173,22 @@ class Tracer {
       const WalkerRule& rule = chain->second.rules[top.idx++];
       bool ok = true;
       for (const WalkerMatch& m : rule.matches) {
+        if (m.kind == WalkerMatch::Kind::kNumgen && m.mod > 1) {
+          if (s.numgen_taken == &rule) {
+            s.numgen_taken = nullptr;  // this branch: the random match holds
+            continue;
+          }
+          // Fork: the packet that fails the random match goes on with the next rule; the
+          // one that passes evaluates this rule again with the match taken as true.
+          ASSIGN_OR_RETURN(std::vector<State> all, exec(s, stack));
+          State taken = s;
+          taken.numgen_taken = &rule;
+          std::vector<Frame> again = stack;
+          --again.back().idx;
+          ASSIGN_OR_RETURN(std::vector<State> out, exec(std::move(taken), std::move(again)));
+          for (State& o : out) all.push_back(std::move(o));
+          return all;
+        }
         if (!matches(m, s)) {
           ok = false;
           break;
