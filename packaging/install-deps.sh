@@ -27,7 +27,7 @@ PACKAGES="
   libmicrohttpd-dev prometheus-cpp-dev
   libbenchmark-dev
   busybox-static runc crun
-  iproute2 iptables util-linux procps kmod
+  iproute2 iptables util-linux procps kmod e2fsprogs
   qemu-system-x86 xz-utils
   docker-registry apache2-utils containerd containernetworking-plugins
 "

@@ -280,21 +280,24 @@ std::string randomBytes(size_t n) {
 
 void CsiPrivilegedTest::SetUp() {
   if (!mountNamespaceProblem().empty()) GTEST_SKIP() << mountNamespaceProblem();
+  started_ = true;  // from here on TearDown cleans up under srv_.root()
+  prepare();
+  if (IsSkipped() || HasFatalFailure()) return;
   ASSERT_TRUE(srv_.start());
-  started_ = true;
 }
 
 void CsiPrivilegedTest::TearDown() {
   if (!started_) return;
-  // Whatever a failed test left: mounts first (a mounted loop device cannot detach).
+  // Whatever a failed test left. The server goes first (it may hold files open on a
+  // filesystem mounted below its directory), then mounts (a loop device that backs a
+  // mount cannot detach), then loop devices.
+  srv_.stop();
   int mounts = unmountUnder(srv_.root());
   int loops = detachLoopsUnder(srv_.root());
   if (mounts > 0 || loops > 0) {
     std::printf("[ cleanup  ] unmounted %d mount(s) and detached %d loop device(s) under %s\n",
                 mounts, loops, srv_.root().c_str());
   }
-  srv_.stop();
-  detachLoopsUnder(srv_.root());
 }
 
 void CsiPrivilegedTest::requireLoop() {

@@ -74,12 +74,14 @@ std::string diffTrees(const std::map<std::string, TreeEntry>& want,
 std::string randomBytes(size_t n);
 
 // Fixture: skips (with the reason) unless root in a private mount namespace, starts a
-// CsiTestServer (accounted capacity, temp dir under /tmp) and cleans up mounts and loop
-// devices under the server's directory in TearDown.
+// CsiTestServer (accounted capacity, temp dir under /tmp) after prepare(), and in
+// TearDown stops it and cleans up mounts and loop devices under its directory.
 class CsiPrivilegedTest : public ::testing::Test {
  protected:
   void SetUp() override;
   void TearDown() override;
+  // Runs before the server starts (srv_.options() may still change); may skip or fail.
+  virtual void prepare() {}
 
   // Skips the test unless loop devices work here.
   void requireLoop();
