@@ -213,13 +213,6 @@ struct Builder {
   }
 };
 
-// Chains always written in full (they list every service port).
-bool topLevel(const std::string& chain) {
-  return chain.rfind("BERTH-SVC-", 0) != 0 && chain.rfind("BERTH-SVL-", 0) != 0 &&
-         chain.rfind("BERTH-EXT-", 0) != 0 && chain.rfind("BERTH-FW-", 0) != 0 &&
-         chain.rfind("BERTH-SEP-", 0) != 0;
-}
-
 void renderTable(const std::string& table, const std::map<std::string, std::vector<std::string>>& want,
                  const std::map<std::string, std::vector<std::string>>& have, bool full,
                  const std::vector<IptablesRenderer::Jump>& jumps, IptablesRenderer::Output& out) {
@@ -227,7 +220,10 @@ void renderTable(const std::string& table, const std::map<std::string, std::vect
   for (const auto& [chain, list] : want) {
     out.rules += static_cast<int>(list.size());
     auto it = have.find(chain);
-    bool write = full || topLevel(chain) || it == have.end() || it->second != list;
+    // Every chain, BERTH-SERVICES (one rule per Service port) included, only when its
+    // rules differ: a one-endpoint change then restores a few short chains instead of
+    // one rule per Service (--noflush leaves chains not named in the input alone).
+    bool write = full || it == have.end() || it->second != list;
     if (!write) continue;
     ++out.chains_written;
     decl += strCat(":", chain, " - [0:0]\n");

@@ -28,8 +28,8 @@
 // endpoint for SEP chains), stable across restarts, under iptables' 28-character limit.
 //
 // Only changed chains are written: the renderer keeps the text of every chain it
-// committed and a sync emits the always-rewritten top-level chains plus each service
-// or endpoint chain whose rules differ; chains that are gone are flushed and deleted
+// committed and a sync emits each chain whose rules differ (top-level ones such as
+// BERTH-SERVICES included: a one-endpoint change restores a few short chains); chains that are gone are flushed and deleted
 // (-X) in the same restore, after the chains that jumped to them were rewritten. A full
 // sync (the first one, after failed(), or when asked) writes every chain. It never
 // reads the kernel's rules; the caller checks the base-chain jumps (baseJumps()) once

@@ -7,9 +7,10 @@
 // Also prints the time to fold the objects into a ProxyState (shared by both).
 //
 // Usage: berth_bench_proxy [--services 1000,10000,30000] [--backend both|nftables|iptables]
-//                          [--dump-nft DIR]
-// --dump-nft DIR: also write the nftables scripts of the full and the partial sync of each
-// size to DIR/full-<N>.nft and DIR/partial-<N>.nft (rendered again, outside the timings).
+//                          [--dump-scripts DIR]
+// --dump-scripts DIR: also write the nftables scripts and the IPv4 iptables-restore inputs
+// of the full and the partial sync of each size to DIR/{full,partial}-<N>.{nft,iptables}
+// (rendered again, outside the timings; e.g. to profile libnftables or iptables-restore).
 // Needs root (network namespaces), libnftables, iptables-restore.
 #include <sched.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "common/fs.h"
 #include "common/strings.h"
 #include "proxy/change_tracker.h"
+#include "proxy/iptables_render.h"
 #include "proxy/nftables_render.h"
 #include "proxy/rule_backend.h"
 
@@ -93,12 +95,20 @@ EndpointSlice changedSlice(int services) {  // one endpoint of one Service chang
 // Writes the full and partial nftables scripts of this size to `dir`.
 bool dumpNft(const std::string& dir, ChangeTracker tracker, const NodeInfo& node, int services) {
   NftablesRenderer renderer;
-  std::string full = renderer.renderSync(buildProxyState(tracker.map(), node), tracker.takeChanged(), true);
+  IptablesRenderer ipt(IpFamily::kIPv4);
+  ProxyState before = buildProxyState(tracker.map(), node);
+  std::string full = renderer.renderSync(before, tracker.takeChanged(), true);
   renderer.committed();
+  std::string ipt_full = ipt.render(before, true, IptablesRenderer::baseJumps()).restore_input;
+  ipt.committed();
   tracker.updateEndpointSlice(changedSlice(services));
-  std::string partial = renderer.renderSync(buildProxyState(tracker.map(), node), tracker.takeChanged(), false);
+  ProxyState after = buildProxyState(tracker.map(), node);
+  std::string partial = renderer.renderSync(after, tracker.takeChanged(), false);
+  std::string ipt_partial = ipt.render(after, false).restore_input;
   return fs::writeFileAtomic(strCat(dir, "/full-", services, ".nft"), full).ok() &&
-         fs::writeFileAtomic(strCat(dir, "/partial-", services, ".nft"), partial).ok();
+         fs::writeFileAtomic(strCat(dir, "/partial-", services, ".nft"), partial).ok() &&
+         fs::writeFileAtomic(strCat(dir, "/full-", services, ".iptables"), ipt_full).ok() &&
+         fs::writeFileAtomic(strCat(dir, "/partial-", services, ".iptables"), ipt_partial).ok();
 }
 
 Result runBackend(const std::string& name, ChangeTracker& tracker, const NodeInfo& node, int services) {
@@ -150,7 +160,7 @@ int main(int argc, char** argv) {
       for (const auto& s : split(argv[i + 1], ',', true)) sizes.push_back(std::atoi(s.c_str()));
     } else if (a == "--backend") {
       which = argv[i + 1];
-    } else if (a == "--dump-nft") {
+    } else if (a == "--dump-scripts") {
       dump_dir = argv[i + 1];
     }
   }
