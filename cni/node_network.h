@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/json.h"
 #include "common/status.h"
 
 namespace berth::cni {
@@ -42,5 +43,24 @@ Status writePodCidrFile(const std::string& path, const std::vector<std::string>&
 // kNodeRouteProtocol: adds missing ones, replaces changed gateways, deletes the rest.
 // Errors: the first netlink failure, naming the route; other routes are still tried.
 Status reconcileNodeRoutes(const std::vector<NodeRoute>& routes);
+
+// What Kubernetes Node objects (core/v1) say about the pod network.
+struct NodesPodNetwork {
+  // This node's spec.podCIDRs (or the older single spec.podCIDR), canonical.
+  std::vector<std::string> pod_cidrs;
+  // Every other node's pod CIDRs, each via that node's InternalIP of the same family
+  // (its ExternalIP when it has no InternalIP of that family), sorted by subnet.
+  std::vector<NodeRoute> routes;
+  // Why a node or a CIDR was left out ("node \"b\": pod CIDR 10.244.1.0/24 has no
+  // IPv4 InternalIP or ExternalIP to route it through"), for the log.
+  std::vector<std::string> problems;
+};
+
+// Computes NodesPodNetwork from `nodes` (Node objects as the API returns them) for the
+// node named `self` (metadata.name). Nodes without pod CIDRs (not yet allocated by the
+// node IPAM controller) give no routes and no problem. Invalid CIDRs or addresses are
+// skipped with a problem. A subnet claimed by two nodes keeps the first by name.
+// Thread-safety: pure function.
+NodesPodNetwork podNetworkFromNodes(const std::vector<json::Json>& nodes, std::string_view self);
 
 }  // namespace berth::cni

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/sqlite.h"
 #include "cni/node_network.h"
+#include "daemon/node_network_component.h"
 #include "cni/runtime.h"
 #include "common/unique_fd.h"
 #include "cri/image_service.h"
@@ -191,19 +192,14 @@ int run(int argc, char** argv) {
   logger->info("berthd {} components: {}", kVersion, joinStrings(config.components, ", "));
 
   // The node side of the pod network: this node's pod subnets for berth-ipam
-  // (podCIDRFile) and one route per other node's pod subnet (host-gw). Applied at start
-  // and again on SIGHUP, when nodes came or went in the config file.
-  auto applyNodeNetwork = [&logger](const Config& c) -> Status {
-    ASSIGN_OR_RETURN(std::vector<cni::NodeRoute> routes, cni::parseNodeRoutes(c.node_routes));
-    RETURN_IF_ERROR(cni::writePodCidrFile(c.pod_cidr_file, c.pod_cidrs));
-    RETURN_IF_ERROR_CTX(cni::reconcileNodeRoutes(routes),
-                        "set up routes to the other nodes' pod subnets (node-route)");
-    logger->info("pod network: {} pod CIDR(s), {} node route(s)", c.pod_cidrs.size(), routes.size());
-    return absl::OkStatus();
-  };
+  // (podCIDRFile) and one route per other node's pod subnet (host-gw), from the config
+  // (again on SIGHUP) and the Node objects when an API server is reachable.
+  std::unique_ptr<NodeNetworkComponent> node_network;
   std::unique_ptr<cni::CniRuntime> network;
   if (run_cni) {
-    if (Status st = applyNodeNetwork(config); !st.ok()) return fail(st);
+    auto started = NodeNetworkComponent::start(config);
+    if (!started.ok()) return fail(withContext(started.status(), "set up the node's pod network"));
+    node_network = std::move(*started);
     cni::CniOptions cni_options;
     cni_options.conf_dir = config.cni_conf_dir;
     cni_options.bin_dirs = config.cni_bin_dirs;
@@ -340,7 +336,7 @@ int run(int argc, char** argv) {
                     ? absl::OkStatus()
                     : applyConfigFile(config.config_file, set_by_flags, fresh);
     if (st.ok()) st = finalize(fresh);
-    if (st.ok() && run_cni) st = applyNodeNetwork(fresh);
+    if (st.ok() && node_network) st = node_network->reload(fresh);
     if (st.ok()) {
       config.pod_cidrs = fresh.pod_cidrs;
       config.node_routes = fresh.node_routes;

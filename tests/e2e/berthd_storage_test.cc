@@ -90,7 +90,8 @@ TEST_F(BerthdStorageTest, ClaimIsProvisionedPublishedIntoPodsKeptAcrossPodsAndFr
   // 1. kubelet's plugin watcher: GetInfo on the registration socket, then the verdict.
   std::string reg_socket = kubeletDir() + "/plugins_registry/hostpath.berth.dev-reg.sock";
   std::string csi_socket = kubeletDir() + "/plugins/hostpath.berth.dev/csi.sock";
-  ASSERT_TRUE(fs::exists(reg_socket)) << berthd_->log();
+  // berthd starts its CSI component after the CRI socket serves.
+  ASSERT_TRUE(waitFor([&] { return fs::exists(reg_socket); })) << berthd_->log();
   auto reg = ::pluginregistration::Registration::NewStub(
       grpc::CreateChannel("unix://" + reg_socket, grpc::InsecureChannelCredentials()));
   {
