@@ -293,6 +293,62 @@ TEST_P(ProxyBehaviourPrivileged, DualStackServiceAndInternalTrafficPolicyLocal) 
       << "iTP Local without a local endpoint drops: " << none.status();
 }
 
+TEST_P(ProxyBehaviourPrivileged, LoadBalancerSourceRangesExternalIpsAndHealthCheckNodePort) {
+  for (const char* net : {"203.0.113.0/24", "198.51.100.0/24"}) {
+    ASSERT_TRUE(ServiceTopology::exec(topo_->clientNs(), strCat("ip route add ", net, " via 192.168.77.1")).ok());
+  }
+  auto lb = [&](const std::string& name, const std::string& cluster_ip, const std::string& ingress,
+                Json ranges, Json extra = Json::object()) {
+    Json extra_spec = {{"type", "LoadBalancer"}, {"loadBalancerSourceRanges", ranges}};
+    for (auto& [k, v] : extra.items()) extra_spec[k] = v;
+    Json svc = service(name, cluster_ip, 80, "TCP", extra_spec);
+    svc["status"] = {{"loadBalancer", {{"ingress", {{{"ip", ingress}}}}}}};
+    return svc;
+  };
+  // The client (192.168.77.2) is inside the first Service's ranges, outside the second's.
+  proxier_->serviceChanged(lb("open", "10.96.0.30", "203.0.113.10", {topo_->clientIp() + "/32"}));
+  proxier_->endpointSliceChanged(slice("open", {{topo_->podIp(0)}}, 8080));
+  proxier_->serviceChanged(lb("closed", "10.96.0.31", "203.0.113.11", {"10.1.0.0/16"}));
+  proxier_->endpointSliceChanged(slice("closed", {{topo_->podIp(0)}}, 8080));
+  proxier_->serviceChanged(service("ext", "10.96.0.32", 80, "TCP", {{"externalIPs", {"198.51.100.10"}}}));
+  proxier_->endpointSliceChanged(slice("ext", {{topo_->podIp(1)}}, 8080));
+  // eTP Local LoadBalancers with a healthCheckNodePort: one with a local endpoint, one
+  // whose only endpoint is on another node.
+  proxier_->serviceChanged(lb("hc-local", "10.96.0.33", "203.0.113.12", Json::array(),
+                              {{"externalTrafficPolicy", "Local"}, {"healthCheckNodePort", 32100}}));
+  proxier_->endpointSliceChanged(slice("hc-local", {{topo_->podIp(1)}, {topo_->podIp(2), "node-b"}}, 8080));
+  proxier_->serviceChanged(lb("hc-remote", "10.96.0.34", "203.0.113.13", Json::array(),
+                              {{"externalTrafficPolicy", "Local"}, {"healthCheckNodePort", 32101}}));
+  proxier_->endpointSliceChanged(slice("hc-remote", {{topo_->podIp(2), "node-b"}}, 8080));
+  settle();
+
+  auto open = tcpAsk(topo_->clientNs(), "203.0.113.10", 80);
+  ASSERT_TRUE(open.ok()) << "a source inside loadBalancerSourceRanges: " << open.status();
+  EXPECT_EQ(open->pod, "pod0");
+  auto closed = tcpAsk(topo_->clientNs(), "203.0.113.11", 80, 1000);
+  EXPECT_FALSE(closed.ok()) << "a source outside loadBalancerSourceRanges is dropped";
+  EXPECT_TRUE(tcpAsk(topo_->podNs(2), "10.96.0.31", 80).ok()) << "the cluster IP is not filtered";
+  auto ext = tcpAsk(topo_->clientNs(), "198.51.100.10", 80);
+  ASSERT_TRUE(ext.ok()) << "externalIPs: " << ext.status();
+  EXPECT_EQ(ext->pod, "pod1");
+  EXPECT_EQ(ext->peer, "10.244.0.1") << "from outside the cluster CIDR: masqueraded";
+  auto local = tcpAsk(topo_->clientNs(), "203.0.113.12", 80);
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_EQ(local->pod, "pod1") << "eTP Local: only this node's endpoint";
+  EXPECT_EQ(local->peer, topo_->clientIp()) << "eTP Local keeps the client address";
+
+  // The load balancer's health check: 200 with the local endpoint count, 503 without.
+  auto hc = ServiceTopology::exec(topo_->clientNs(),
+                                  strCat("busybox wget -q -O - http://", topo_->nodeIp(), ":32100/"));
+  ASSERT_TRUE(hc.ok()) << hc.status();
+  EXPECT_THAT(*hc, ::testing::HasSubstr("\"localEndpoints\":1"));
+  EXPECT_THAT(*hc, ::testing::HasSubstr("\"name\":\"hc-local\""));
+  auto none = ServiceTopology::exec(topo_->clientNs(),
+                                    strCat("busybox wget -S -O - http://", topo_->nodeIp(), ":32101/ 2>&1"));
+  EXPECT_FALSE(none.ok()) << "no local endpoint: the health check fails";
+  EXPECT_THAT(none.status().message(), ::testing::HasSubstr("503")) << none.status();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ProxyBehaviourPrivileged, ::testing::Values("nftables", "iptables"),
                          [](const auto& info) { return info.param; });
 
