@@ -9,6 +9,8 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -25,5 +27,21 @@ StatusOr<UniqueFd> listenUnixSocket(const std::string& path, mode_t mode = 0600,
 // Connects a CLOEXEC SOCK_STREAM socket to `path`. Errors: the connect errno with the
 // path (ENOENT / ECONNREFUSED when nothing listens there).
 StatusOr<UniqueFd> connectUnixSocket(const std::string& path);
+
+// Most descriptors one sendWithFds / recvWithFds message carries.
+inline constexpr size_t kMaxPassedFds = 8;
+
+// Sends all of `data` on the connected unix socket `sock`, with `fds` (at most
+// kMaxPassedFds; the caller keeps its copies) attached to the first byte as
+// SCM_RIGHTS (unix(7)). Blocks (poll) while the socket is full. Errors:
+// InvalidArgument for empty data or too many fds; Unavailable when the peer is gone.
+Status sendWithFds(int sock, std::string_view data, const std::vector<int>& fds);
+
+// Receives up to `len` bytes into `buf` from `sock` (blocking per the socket's mode);
+// descriptors that came with them are appended to `fds` (CLOEXEC). Returns the byte
+// count, 0 at EOF. Errors: the recvmsg errno (EAGAIN as Unavailable "would block");
+// DataLoss when the kernel truncated the descriptors (MSG_CTRUNC; `fds` is then cleared,
+// closing what it held).
+StatusOr<size_t> recvWithFds(int sock, char* buf, size_t len, std::vector<UniqueFd>* fds);
 
 }  // namespace berth

@@ -174,6 +174,71 @@ StatusOr<ExecResult> ShimClient::execSync(const ExecSpec& spec) const {
   return typed<ExecResult>(call("execSync", toJson(spec), wait), execResultFromJson);
 }
 
+StatusOr<ExecStream> ShimClient::execStream(const ExecStreamSpec& spec,
+                                            std::chrono::milliseconds timeout) const {
+  auto deadline = Clock::now() + timeout;
+  ExecStream stream;
+  ASSIGN_OR_RETURN(stream.conn_, connect());
+  Request req;
+  req.id = g_next_id++;
+  req.method = "execStream";
+  req.params = toJson(spec);
+  RETURN_IF_ERROR_CTX(writeAll(stream.conn_.get(), encodeRequest(req), deadline), "shim execStream");
+  // The descriptors ride on the reply line's first byte: read with recvmsg until the
+  // line is complete.
+  std::vector<UniqueFd> fds;
+  std::string& buffer = stream.buffer_;
+  while (buffer.find('\n') == std::string::npos) {
+    struct pollfd p = {stream.conn_.get(), POLLIN, 0};
+    int rc = ::poll(&p, 1, msLeft(deadline));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0) return absl::DeadlineExceededError("shim execStream: timed out waiting for the reply");
+    char buf[4096];
+    auto n = recvWithFds(stream.conn_.get(), buf, sizeof(buf), &fds);
+    if (!n.ok()) return withContext(n.status(), "shim execStream");
+    if (*n == 0) return absl::UnavailableError("shim execStream: connection closed (did the shim exit?)");
+    buffer.append(buf, *n);
+  }
+  size_t nl = buffer.find('\n');
+  std::string line = buffer.substr(0, nl);
+  buffer.erase(0, nl + 1);
+  ASSIGN_OR_RETURN(Incoming in, decodeIncoming(line));
+  if (in.is_event || in.response.id != req.id) {
+    return absl::DataLossError("shim execStream: unexpected first line from the shim");
+  }
+  if (!in.response.status.ok()) return in.response.status;
+  ASSIGN_OR_RETURN(ExecStreamReply reply, execStreamReplyFromJson(in.response.result));
+  if (reply.fds.size() != fds.size()) {
+    return absl::DataLossError(strCat("shim execStream: the reply names ", reply.fds.size(),
+                                      " descriptors but carried ", fds.size()));
+  }
+  stream.exec_id = reply.exec_id;
+  stream.tty = reply.tty;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    const std::string& name = reply.fds[i];
+    UniqueFd* slot = name == "pty"      ? &stream.pty
+                     : name == "stdin"  ? &stream.stdin_fd
+                     : name == "stdout" ? &stream.stdout_fd
+                     : name == "stderr" ? &stream.stderr_fd
+                                        : nullptr;
+    if (slot == nullptr) return absl::DataLossError(strCat("shim execStream: unknown descriptor \"", name, "\""));
+    *slot = std::move(fds[i]);
+  }
+  return stream;
+}
+
+StatusOr<int> ExecStream::waitExit(std::chrono::milliseconds timeout) {
+  if (!conn_) return absl::FailedPreconditionError("exec stream is not connected");
+  auto deadline = Clock::now() + timeout;
+  std::string line;
+  for (;;) {
+    RETURN_IF_ERROR_CTX(readLine(conn_.get(), buffer_, line, deadline), "wait for the exec's exit");
+    ASSIGN_OR_RETURN(Incoming in, decodeIncoming(line));
+    if (!in.is_event || in.event.value("type", "") != "execExit") continue;
+    return in.event.value("exit_code", -1);
+  }
+}
+
 Status ShimClient::shutdown(bool force) const {
   return call("shutdown", {{"force", force}}).status();
 }

@@ -76,6 +76,36 @@ class Subscription {
   std::string buffer_;
 };
 
+// An interactive exec started by ShimClient::execStream: the descriptors of the
+// process's stdio (the caller reads/writes them itself; closing `stdin_fd` is EOF for
+// the process; a pty master also takes TIOCSWINSZ for resizes) and the connection the
+// exit code arrives on.
+class ExecStream {
+ public:
+  ExecStream() = default;
+  ExecStream(ExecStream&&) = default;
+  ExecStream& operator=(ExecStream&&) = default;
+
+  uint64_t exec_id = 0;
+  bool tty = false;
+  UniqueFd pty;        // tty: the master (read output, write input)
+  UniqueFd stdin_fd;   // no tty, stdin asked for: write end
+  UniqueFd stdout_fd;  // no tty, stdout asked for: read end
+  UniqueFd stderr_fd;  // no tty, stderr asked for: read end
+
+  // Waits up to `timeout` for the process's exit code (128+N when killed by signal N).
+  // Errors: DeadlineExceeded; Unavailable when the shim closed the connection first
+  // (it exited or restarted: the exit code is lost).
+  StatusOr<int> waitExit(std::chrono::milliseconds timeout);
+  // The connection, for callers that poll (readable = call waitExit()).
+  int exitFd() const { return conn_.get(); }
+
+ private:
+  friend class ShimClient;
+  UniqueFd conn_;
+  std::string buffer_;
+};
+
 class ShimClient {
  public:
   // A client for the shim listening at `socket_path`. No connection is made yet.
@@ -103,6 +133,12 @@ class ShimClient {
   Status deleteContainer(const std::string& id, bool force = false) const;
   Status reopenLog(const std::string& id) const;
   StatusOr<ExecResult> execSync(const ExecSpec& spec) const;
+  // Starts an interactive exec (protocol.h execStream) and returns its descriptors.
+  // Errors: the shim's (NotFound container, FailedPrecondition not running,
+  // InvalidArgument spec), Unavailable/DeadlineExceeded talking to it, DataLoss when
+  // the reply's descriptors do not match what it names.
+  StatusOr<ExecStream> execStream(const ExecStreamSpec& spec,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
   // Asks the shim to exit (FailedPrecondition while containers run, unless `force`,
   // which kills them first).
   Status shutdown(bool force = false) const;

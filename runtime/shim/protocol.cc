@@ -321,6 +321,44 @@ StatusOr<ExecSpec> execSpecFromJson(const Json& j) {
   return s;
 }
 
+Json toJson(const ExecStreamSpec& s) {
+  return {{"id", s.id},   {"argv", s.argv},     {"env", s.env},      {"tty", s.tty},
+          {"stdin", s.attach_stdin}, {"stdout", s.attach_stdout}, {"stderr", s.attach_stderr}};
+}
+
+StatusOr<ExecStreamSpec> execStreamSpecFromJson(const Json& j) {
+  RETURN_IF_ERROR(requireObject(j, "execStream"));
+  ExecStreamSpec s;
+  RETURN_IF_ERROR(getString(j, "id", s.id, true));
+  RETURN_IF_ERROR(getStringArray(j, "argv", s.argv));
+  RETURN_IF_ERROR(getStringArray(j, "env", s.env));
+  RETURN_IF_ERROR(getBool(j, "tty", s.tty));
+  RETURN_IF_ERROR(getBool(j, "stdin", s.attach_stdin));
+  RETURN_IF_ERROR(getBool(j, "stdout", s.attach_stdout));
+  RETURN_IF_ERROR(getBool(j, "stderr", s.attach_stderr));
+  if (s.argv.empty()) return invalidArgument("execStream: \"argv\" must name the command to run");
+  if (!s.tty && !s.attach_stdin && !s.attach_stdout && !s.attach_stderr) {
+    return invalidArgument("execStream: at least one of \"tty\", \"stdin\", \"stdout\", \"stderr\" "
+                           "must be set (nothing would be attached)");
+  }
+  return s;
+}
+
+Json toJson(const ExecStreamReply& r) {
+  return {{"exec_id", r.exec_id}, {"tty", r.tty}, {"fds", r.fds}};
+}
+
+StatusOr<ExecStreamReply> execStreamReplyFromJson(const Json& j) {
+  RETURN_IF_ERROR(requireObject(j, "execStream reply"));
+  ExecStreamReply r;
+  int64_t id = 0;
+  RETURN_IF_ERROR(getInt(j, "exec_id", id));
+  r.exec_id = static_cast<uint64_t>(id);
+  RETURN_IF_ERROR(getBool(j, "tty", r.tty));
+  RETURN_IF_ERROR(getStringArray(j, "fds", r.fds));
+  return r;
+}
+
 Json toJson(const ExecResult& r) {
   return {{"stdout_b64", base64Encode(r.stdout_data)},
           {"stderr_b64", base64Encode(r.stderr_data)},

@@ -26,6 +26,9 @@
 //   deleteContainer {id, force?}               -> {}
 //   reopenLog      {id}                        -> {}
 //   execSync       ExecSpec                    -> ExecResult
+//   execStream     ExecStreamSpec              -> ExecStreamReply + descriptors (SCM_RIGHTS
+//                                                 on the reply line), later an "execExit"
+//                                                 event on the same connection
 //   subscribe      {}                          -> {"subscribed":true}, then events
 //   shutdown       {force?}                    -> {} (the shim exits after replying)
 //
@@ -182,6 +185,32 @@ struct ExecSpec {
 };
 Json toJson(const ExecSpec& spec);
 StatusOr<ExecSpec> execSpecFromJson(const Json& j);
+
+// execStream params: an interactive exec (kubectl exec -it), whose stdio the client
+// drives itself through the descriptors the reply carries.
+struct ExecStreamSpec {
+  std::string id;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;             // extra KEY=VALUE
+  bool tty = false;                         // one pty: its master is the only descriptor
+  bool attach_stdin = false;                // without a tty: a pipe's write end
+  bool attach_stdout = true;                // without a tty: a pipe's read end
+  bool attach_stderr = true;                // without a tty: a pipe's read end
+};
+Json toJson(const ExecStreamSpec& spec);
+// Errors: InvalidArgument naming the field (no argv, tty with nothing attached).
+StatusOr<ExecStreamSpec> execStreamSpecFromJson(const Json& j);
+
+// execStream result. `fds` names the descriptors attached to the reply line, in order:
+// "pty" (tty), else those of "stdin", "stdout", "stderr" that were asked for. The
+// execExit event that follows: {"type":"execExit","exec_id":N,"exit_code":C}.
+struct ExecStreamReply {
+  uint64_t exec_id = 0;
+  bool tty = false;
+  std::vector<std::string> fds;
+};
+Json toJson(const ExecStreamReply& reply);
+StatusOr<ExecStreamReply> execStreamReplyFromJson(const Json& j);
 
 struct ExecResult {
   std::string stdout_data;

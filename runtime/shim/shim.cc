@@ -292,6 +292,10 @@ void Shim::handleRequest(uint64_t conn_id, const Request& r) {
     Status st = execSync(p, to);
     if (st.ok()) return;
     result = st;
+  } else if (r.method == "execStream") {
+    Status st = execStream(p, to);
+    if (st.ok()) return;
+    result = st;
   } else if (r.method == "subscribe") {
     conns_[conn_id].subscriber = true;
     result = Json{{"subscribed", true}};

@@ -110,6 +110,8 @@ class Shim {
     std::string pid_file;
     std::string process_file;
     PendingReply reply;
+    bool stream = false;       // execStream: stdio is the client's; exit as an event
+    uint64_t stream_conn = 0;  // the connection that gets the execExit event
   };
 
   Shim(ShimOptions options, UniqueFd listen_fd);
@@ -148,6 +150,8 @@ class Shim {
   StatusOr<Json> deleteContainer(const Json& params);
   StatusOr<Json> reopenLog(const Json& params);
   Status execSync(const Json& params, const PendingReply& to);
+  // Replies itself (with the descriptors) on success.
+  Status execStream(const Json& params, const PendingReply& to);
   void onContainerOutput(const std::string& id, bool is_err);
   void onExecOutput(uint64_t job, bool is_err);
   void onChildExit(pid_t pid, int wait_status);

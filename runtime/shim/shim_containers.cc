@@ -157,6 +157,28 @@ StatusOr<UniqueFd> receiveConsole(int listen_fd, int timeout_ms) {
   return UniqueFd(fd);
 }
 
+// The process of an exec: the container's own (user, cwd, env, capabilities…) with the
+// new argv and extra env, handed over with --process as containerd and CRI-O do (no
+// command-line parsing of the user's arguments). Returns the file's path.
+StatusOr<std::string> writeExecProcess(const std::string& container_dir, const std::string& bundle,
+                                       uint64_t exec_id, const std::vector<std::string>& argv,
+                                       const std::vector<std::string>& env, bool tty,
+                                       const std::string& ctx) {
+  ASSIGN_OR_RETURN(Json config, withContext(json::parseFile(fs::join(bundle, "config.json")), ctx));
+  if (!config.is_object() || !config.contains("process") || !config["process"].is_object()) {
+    return failedPrecondition(ctx, ": the bundle's config.json has no process");
+  }
+  Json process = config["process"];
+  process["args"] = argv;
+  process["terminal"] = tty;
+  process.erase("consoleSize");
+  if (!process.contains("env") || !process["env"].is_array()) process["env"] = Json::array();
+  for (const auto& e : env) process["env"].push_back(e);
+  std::string path = fs::join(container_dir, strCat("exec-", exec_id, ".json"));
+  RETURN_IF_ERROR_CTX(fs::writeFileAtomic(path, dumpJson(process), 0600, fs::Durability::kVolatile), ctx);
+  return path;
+}
+
 }  // namespace
 
 std::string Shim::containerDir(const std::string& id) const {
@@ -504,23 +526,8 @@ Status Shim::execSync(const Json& params, const PendingReply& to) {
   if (::pipe2(e, O_CLOEXEC | O_NONBLOCK) != 0) return withContext(lastErrnoError("pipe"), ctx);
   job.err.reset(e[0]);
   UniqueFd err_w(e[1]);
-  // The process is the container's own (user, cwd, env, capabilities…) with the new
-  // argv and extra env, handed over with --process as containerd and CRI-O do (no
-  // command-line parsing of the user's arguments).
-  ASSIGN_OR_RETURN(Json config, withContext(json::parseFile(fs::join(c->state.bundle, "config.json")), ctx));
-  if (!config.is_object() || !config.contains("process") || !config["process"].is_object()) {
-    return failedPrecondition(ctx, ": the bundle's config.json has no process");
-  }
-  Json process = config["process"];
-  process["args"] = spec.argv;
-  process["terminal"] = false;
-  process.erase("consoleSize");
-  if (!process.contains("env") || !process["env"].is_array()) process["env"] = Json::array();
-  for (const auto& env : spec.env) process["env"].push_back(env);
-  job.process_file = fs::join(containerDir(spec.id), strCat("exec-", job.id, ".json"));
-  RETURN_IF_ERROR_CTX(fs::writeFileAtomic(job.process_file, dumpJson(process), 0600,
-                                          fs::Durability::kVolatile),
-                      ctx);
+  ASSIGN_OR_RETURN(job.process_file, writeExecProcess(containerDir(spec.id), c->state.bundle, job.id,
+                                                     spec.argv, spec.env, false, ctx));
   // The runtime's own warnings go to the container's runtime.log, never into the exec'd
   // process's stderr (kubelet probes and critest compare it); a failure to exec is
   // still printed on stderr by the runtime as its final error.
@@ -535,6 +542,96 @@ Status Shim::execSync(const Json& params, const PendingReply& to) {
   job.err_token = watch(job.err.get(), EPOLLIN, {WatchKind::kExecErr, "", job.id});
   execs_.emplace(job.id, std::move(job));
   return absl::OkStatus();
+}
+
+Status Shim::execStream(const Json& params, const PendingReply& to) {
+  ASSIGN_OR_RETURN(ExecStreamSpec spec, execStreamSpecFromJson(params));
+  ASSIGN_OR_RETURN(Container * c, find(spec.id));
+  std::string ctx = strCat("interactive exec in container \"", spec.id, "\"");
+  if (c->state.status != ContainerStatus::kRunning) {
+    return failedPrecondition(ctx, ": it is ", statusName(c->state.status), ", not running");
+  }
+  auto conn = conns_.find(to.conn);
+  if (conn == conns_.end()) return absl::OkStatus();  // the client is gone already
+  if (!conn->second.out.empty()) {
+    return failedPrecondition(ctx, ": the connection has unsent replies; use a connection of its own");
+  }
+  ExecJob job;
+  job.id = next_exec_++;
+  job.container = spec.id;
+  job.reply = to;
+  job.stream = true;
+  job.stream_conn = to.conn;
+  std::string dir = containerDir(spec.id);
+  job.pid_file = fs::join(dir, strCat("exec-", job.id, ".pid"));
+  ASSIGN_OR_RETURN(job.process_file,
+                   writeExecProcess(dir, c->state.bundle, job.id, spec.argv, spec.env, spec.tty, ctx));
+  ScopeGuard drop_files([&] {
+    ::unlink(job.process_file.c_str());
+    ::unlink(job.pid_file.c_str());
+  });
+  std::vector<std::string> extra = {"--log", fs::join(dir, "runtime.log"), "--log-format", "json", "exec",
+                                    "--pid-file", job.pid_file, "--process", job.process_file};
+  ExecStreamReply out;
+  out.tty = spec.tty;
+  std::vector<UniqueFd> theirs;  // the client's ends
+  UniqueFd in_r, out_w, err_w;   // the process's ends
+  UniqueFd console;
+  std::string console_path = fs::join(dir, strCat("exec-", job.id, "-console.sock"));
+  if (spec.tty) {
+    ASSIGN_OR_RETURN(console, withContext(listenConsole(console_path), ctx));
+    extra.insert(extra.end(), {"--tty", "--console-socket", console_path});
+  } else {
+    auto pipeFor = [&](const char* name, bool client_writes, UniqueFd& process_end) -> Status {
+      int p[2];
+      if (::pipe2(p, O_CLOEXEC) != 0) return withContext(lastErrnoError("pipe"), ctx);
+      theirs.emplace_back(client_writes ? p[1] : p[0]);
+      process_end.reset(client_writes ? p[0] : p[1]);
+      out.fds.push_back(name);
+      return absl::OkStatus();
+    };
+    if (spec.attach_stdin) RETURN_IF_ERROR(pipeFor("stdin", true, in_r));
+    if (spec.attach_stdout) RETURN_IF_ERROR(pipeFor("stdout", false, out_w));
+    if (spec.attach_stderr) RETURN_IF_ERROR(pipeFor("stderr", false, err_w));
+  }
+  extra.push_back(spec.id);
+  std::vector<std::string> argv = runtimeArgs({});
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  ASSIGN_OR_RETURN(job.runtime_pid,
+                   withContext(spawnProcess(argv, in_r ? in_r.get() : -1, out_w ? out_w.get() : -1,
+                                            err_w ? err_w.get() : -1),
+                               ctx));
+  in_r.reset();
+  out_w.reset();
+  err_w.reset();
+  if (spec.tty) {
+    // The runtime sends the master before it starts the process (bounded wait, as for
+    // a tty container's create).
+    auto master = receiveConsole(console.get(), 5000);
+    console.reset();
+    ::unlink(console_path.c_str());
+    if (!master.ok()) {
+      ::kill(job.runtime_pid, SIGKILL);
+      job.stream_conn = 0;  // reaped by onChildExit, which removes the files; no event
+      drop_files.dismiss();
+      execs_.emplace(job.id, std::move(job));
+      return withContext(master.status(), ctx);
+    }
+    theirs.push_back(std::move(*master));
+    out.fds.push_back("pty");
+  }
+  out.exec_id = job.id;
+  std::vector<int> raw;
+  for (const auto& fd : theirs) raw.push_back(fd.get());
+  Status sent = sendWithFds(conn->second.fd.get(), encodeResponse(to.request, toJson(out)), raw);
+  if (!sent.ok()) {
+    shimLog(2, "exec %llu in %s: the client went away before the descriptors were sent: %s",
+            static_cast<unsigned long long>(job.id), spec.id.c_str(), std::string(sent.message()).c_str());
+    job.stream_conn = 0;
+  }
+  drop_files.dismiss();
+  execs_.emplace(job.id, std::move(job));
+  return absl::OkStatus();  // our copies of the client's ends close here
 }
 
 void Shim::onExecOutput(uint64_t key, bool is_err) {
@@ -559,6 +656,14 @@ void Shim::finishExec(ExecJob& job, int ws) {
   }
   ::unlink(job.pid_file.c_str());
   ::unlink(job.process_file.c_str());
+  if (job.stream) {
+    if (job.stream_conn != 0) {
+      send(job.stream_conn, encodeEvent({{"type", "execExit"},
+                                         {"exec_id", job.id},
+                                         {"exit_code", exitCodeFromWaitStatus(ws)}}));
+    }
+    return;
+  }
   ExecResult r;
   r.stdout_data = std::move(job.out_buf);
   r.stderr_data = std::move(job.err_buf);

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -533,6 +535,98 @@ TEST_F(ShimPrivileged, ExecSyncReturnsOutputAndTimesOut) {
   ASSERT_TRUE(client_->stopContainer("box", 0).ok());
   e.argv = {"true"};
   EXPECT_EQ(client_->execSync(e).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// Reads `fd` until EOF (or `until` appears) within a few seconds.
+std::string readAll(int fd, const std::string& until = "") {
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;  // EOF, or EIO from a pty whose other side closed
+    out.append(buf, static_cast<size_t>(n));
+    if (!until.empty() && out.find(until) != std::string::npos) break;
+  }
+  return out;
+}
+
+TEST_F(ShimPrivileged, ExecStreamHandsOverPipesAndReportsTheExitCode) {
+  run("box", makeBundle("box", {"sleep", "60"}));
+  ExecStreamSpec e;
+  e.id = "box";
+  e.argv = {"sh", "-c", "read x; echo got $x; echo oops >&2; cat; exit 3"};
+  e.attach_stdin = true;
+  auto s = client_->execStream(e);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->tty);
+  ASSERT_TRUE(s->stdin_fd && s->stdout_fd && s->stderr_fd);
+  std::string input = "hello\n" + std::string(1 << 20, 'z');  // more than a pipe holds
+  std::thread writer([&] {
+    std::string_view left = input;
+    while (!left.empty()) {
+      ssize_t n = ::write(s->stdin_fd.get(), left.data(), left.size());
+      if (n <= 0) break;
+      left.remove_prefix(static_cast<size_t>(n));
+    }
+    s->stdin_fd.reset();  // EOF: cat ends, the shell exits
+  });
+  std::string out = readAll(s->stdout_fd.get());
+  writer.join();
+  EXPECT_EQ(out, "got hello\n" + std::string(1 << 20, 'z'));
+  EXPECT_EQ(readAll(s->stderr_fd.get()), "oops\n");
+  auto code = s->waitExit(10s);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 3);
+
+  // Only stdout, killed by a signal.
+  ExecStreamSpec k;
+  k.id = "box";
+  k.argv = {"sh", "-c", "echo up; kill -9 $$"};
+  k.attach_stderr = false;
+  auto ks = client_->execStream(k);
+  ASSERT_TRUE(ks.ok()) << ks.status();
+  EXPECT_FALSE(ks->stdin_fd);
+  EXPECT_FALSE(ks->stderr_fd);
+  EXPECT_EQ(readAll(ks->stdout_fd.get()), "up\n");
+  auto kc = ks->waitExit(10s);
+  ASSERT_TRUE(kc.ok()) << kc.status();
+  EXPECT_EQ(*kc, 137);
+
+  // Bad requests get clear errors.
+  ExecStreamSpec none = k;
+  none.attach_stdout = false;
+  EXPECT_EQ(client_->execStream(none).status().code(), absl::StatusCode::kInvalidArgument);
+  ExecStreamSpec missing = k;
+  missing.id = "nope";
+  EXPECT_EQ(client_->execStream(missing).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ShimPrivileged, ExecStreamWithATtyTakesResizesAndInput) {
+  run("box", makeBundle("box", {"sleep", "60"}));
+  ExecStreamSpec e;
+  e.id = "box";
+  e.argv = {"sh", "-c", "read x; stty size; echo tty=$(tty); exit 5"};
+  e.tty = true;
+  auto s = client_->execStream(e);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE(s->tty);
+  ASSERT_TRUE(s->pty);
+  EXPECT_FALSE(s->stdout_fd);
+  struct winsize ws = {};
+  ws.ws_row = 40;
+  ws.ws_col = 123;
+  ASSERT_EQ(::ioctl(s->pty.get(), TIOCSWINSZ, &ws), 0) << std::strerror(errno);
+  ASSERT_EQ(::write(s->pty.get(), "go\n", 3), 3);
+  std::string out = readAll(s->pty.get(), "tty=");
+  out += readAll(s->pty.get());
+  EXPECT_THAT(out, ::testing::HasSubstr("40 123"));
+  EXPECT_THAT(out, ::testing::HasSubstr("tty=/dev/pts/"));
+  auto code = s->waitExit(10s);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 5);
 }
 
 TEST_F(ShimPrivileged, KeepsLoggingWithoutClientsAndANewClientSeesState) {

@@ -161,3 +161,41 @@ TEST(PodNamespaces, OnlyNamespacedSysctlsAreAccepted) {
 
 }  // namespace
 }  // namespace berth::shim
+
+namespace berth::shim {
+namespace {
+
+TEST(ShimProtocolExecStream, SpecAndReplyRoundTripAndBadSpecsNameTheField) {
+  ExecStreamSpec s;
+  s.id = "c1";
+  s.argv = {"sh", "-i"};
+  s.env = {"TERM=xterm"};
+  s.tty = true;
+  s.attach_stdin = true;
+  auto back = execStreamSpecFromJson(toJson(s));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->argv, s.argv);
+  EXPECT_EQ(back->env, s.env);
+  EXPECT_TRUE(back->tty);
+  EXPECT_TRUE(back->attach_stdin);
+  EXPECT_TRUE(back->attach_stdout);
+
+  ExecStreamReply r;
+  r.exec_id = 7;
+  r.fds = {"stdin", "stdout"};
+  auto rb = execStreamReplyFromJson(toJson(r));
+  ASSERT_TRUE(rb.ok()) << rb.status();
+  EXPECT_EQ(rb->exec_id, 7u);
+  EXPECT_EQ(rb->fds, r.fds);
+
+  Json no_argv = toJson(s);
+  no_argv["argv"] = Json::array();
+  EXPECT_THAT(std::string(execStreamSpecFromJson(no_argv).status().message()), ::testing::HasSubstr("argv"));
+  Json nothing = {{"id", "c1"}, {"argv", {"true"}}, {"tty", false}, {"stdin", false}, {"stdout", false},
+                  {"stderr", false}};
+  EXPECT_EQ(execStreamSpecFromJson(nothing).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(execStreamSpecFromJson({{"argv", {"true"}}}).ok()) << "id is required";
+}
+
+}  // namespace
+}  // namespace berth::shim
