@@ -174,29 +174,28 @@ StatusOr<ExecResult> ShimClient::execSync(const ExecSpec& spec) const {
   return typed<ExecResult>(call("execSync", toJson(spec), wait), execResultFromJson);
 }
 
-StatusOr<ExecStream> ShimClient::execStream(const ExecStreamSpec& spec,
-                                            std::chrono::milliseconds timeout) const {
+StatusOr<Json> ShimClient::callWithFds(const std::string& method, const Json& params,
+                                       std::chrono::milliseconds timeout, UniqueFd& conn,
+                                       std::string& buffer, std::vector<UniqueFd>& fds) const {
   auto deadline = Clock::now() + timeout;
-  ExecStream stream;
-  ASSIGN_OR_RETURN(stream.conn_, connect());
+  std::string ctx = strCat("shim ", method);
+  ASSIGN_OR_RETURN(conn, connect());
   Request req;
   req.id = g_next_id++;
-  req.method = "execStream";
-  req.params = toJson(spec);
-  RETURN_IF_ERROR_CTX(writeAll(stream.conn_.get(), encodeRequest(req), deadline), "shim execStream");
+  req.method = method;
+  req.params = params;
+  RETURN_IF_ERROR_CTX(writeAll(conn.get(), encodeRequest(req), deadline), ctx);
   // The descriptors ride on the reply line's first byte: read with recvmsg until the
   // line is complete.
-  std::vector<UniqueFd> fds;
-  std::string& buffer = stream.buffer_;
   while (buffer.find('\n') == std::string::npos) {
-    struct pollfd p = {stream.conn_.get(), POLLIN, 0};
+    struct pollfd p = {conn.get(), POLLIN, 0};
     int rc = ::poll(&p, 1, msLeft(deadline));
     if (rc < 0 && errno == EINTR) continue;
-    if (rc == 0) return absl::DeadlineExceededError("shim execStream: timed out waiting for the reply");
+    if (rc == 0) return absl::DeadlineExceededError(strCat(ctx, ": timed out waiting for the reply"));
     char buf[4096];
-    auto n = recvWithFds(stream.conn_.get(), buf, sizeof(buf), &fds);
-    if (!n.ok()) return withContext(n.status(), "shim execStream");
-    if (*n == 0) return absl::UnavailableError("shim execStream: connection closed (did the shim exit?)");
+    auto n = recvWithFds(conn.get(), buf, sizeof(buf), &fds);
+    if (!n.ok()) return withContext(n.status(), ctx);
+    if (*n == 0) return absl::UnavailableError(strCat(ctx, ": connection closed (did the shim exit?)"));
     buffer.append(buf, *n);
   }
   size_t nl = buffer.find('\n');
@@ -204,26 +203,56 @@ StatusOr<ExecStream> ShimClient::execStream(const ExecStreamSpec& spec,
   buffer.erase(0, nl + 1);
   ASSIGN_OR_RETURN(Incoming in, decodeIncoming(line));
   if (in.is_event || in.response.id != req.id) {
-    return absl::DataLossError("shim execStream: unexpected first line from the shim");
+    return absl::DataLossError(strCat(ctx, ": unexpected first line from the shim"));
   }
   if (!in.response.status.ok()) return in.response.status;
-  ASSIGN_OR_RETURN(ExecStreamReply reply, execStreamReplyFromJson(in.response.result));
-  if (reply.fds.size() != fds.size()) {
-    return absl::DataLossError(strCat("shim execStream: the reply names ", reply.fds.size(),
-                                      " descriptors but carried ", fds.size()));
+  return in.response.result;
+}
+
+namespace {
+
+// Moves fds[i] into the slot reply_names[i] names. Errors: DataLoss on a mismatch.
+Status assignFds(const std::string& what, const std::vector<std::string>& names, std::vector<UniqueFd>& fds,
+                 const std::map<std::string, UniqueFd*>& slots) {
+  if (names.size() != fds.size()) {
+    return absl::DataLossError(strCat(what, ": the reply names ", names.size(), " descriptors but carried ",
+                                      fds.size()));
   }
+  for (size_t i = 0; i < fds.size(); ++i) {
+    auto it = slots.find(names[i]);
+    if (it == slots.end()) return absl::DataLossError(strCat(what, ": unknown descriptor \"", names[i], "\""));
+    *it->second = std::move(fds[i]);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+StatusOr<ExecStream> ShimClient::execStream(const ExecStreamSpec& spec,
+                                            std::chrono::milliseconds timeout) const {
+  ExecStream stream;
+  std::vector<UniqueFd> fds;
+  ASSIGN_OR_RETURN(Json result, callWithFds("execStream", toJson(spec), timeout, stream.conn_, stream.buffer_, fds));
+  ASSIGN_OR_RETURN(ExecStreamReply reply, execStreamReplyFromJson(result));
   stream.exec_id = reply.exec_id;
   stream.tty = reply.tty;
-  for (size_t i = 0; i < fds.size(); ++i) {
-    const std::string& name = reply.fds[i];
-    UniqueFd* slot = name == "pty"      ? &stream.pty
-                     : name == "stdin"  ? &stream.stdin_fd
-                     : name == "stdout" ? &stream.stdout_fd
-                     : name == "stderr" ? &stream.stderr_fd
-                                        : nullptr;
-    if (slot == nullptr) return absl::DataLossError(strCat("shim execStream: unknown descriptor \"", name, "\""));
-    *slot = std::move(fds[i]);
-  }
+  RETURN_IF_ERROR(assignFds("shim execStream", reply.fds, fds,
+                            {{"pty", &stream.pty}, {"stdin", &stream.stdin_fd},
+                             {"stdout", &stream.stdout_fd}, {"stderr", &stream.stderr_fd}}));
+  return stream;
+}
+
+StatusOr<AttachStream> ShimClient::attach(const AttachSpec& spec, std::chrono::milliseconds timeout) const {
+  AttachStream stream;
+  std::vector<UniqueFd> fds;
+  std::string buffer;
+  ASSIGN_OR_RETURN(Json result, callWithFds("attach", toJson(spec), timeout, stream.conn, buffer, fds));
+  ASSIGN_OR_RETURN(AttachReply reply, attachReplyFromJson(result));
+  stream.attach_id = reply.attach_id;
+  stream.tty = reply.tty;
+  RETURN_IF_ERROR(assignFds("shim attach", reply.fds, fds,
+                            {{"stdin", &stream.stdin_fd}, {"stdout", &stream.stdout_fd},
+                             {"stderr", &stream.stderr_fd}}));
   return stream;
 }
 

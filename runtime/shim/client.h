@@ -106,6 +106,17 @@ class ExecStream {
   std::string buffer_;
 };
 
+// An attach session started by ShimClient::attach. Output copies arrive on
+// stdout_fd/stderr_fd from now on (EOF when the container exits); stdin_fd writes to the
+// container's stdin (with a tty: the pty master, which also takes TIOCSWINSZ). The
+// session lasts until `conn` is closed (stdin_once then closes the container's stdin).
+struct AttachStream {
+  uint64_t attach_id = 0;
+  bool tty = false;
+  UniqueFd stdin_fd, stdout_fd, stderr_fd;
+  UniqueFd conn;
+};
+
 class ShimClient {
  public:
   // A client for the shim listening at `socket_path`. No connection is made yet.
@@ -139,6 +150,10 @@ class ShimClient {
   // the reply's descriptors do not match what it names.
   StatusOr<ExecStream> execStream(const ExecStreamSpec& spec,
                                   std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+  // Starts an attach session (protocol.h attach). Errors: as execStream; FailedPrecondition
+  // for stdin on a container without one, or one that is not created/running.
+  StatusOr<AttachStream> attach(const AttachSpec& spec,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
   // Asks the shim to exit (FailedPrecondition while containers run, unless `force`,
   // which kills them first).
   Status shutdown(bool force = false) const;
@@ -148,6 +163,11 @@ class ShimClient {
   const std::string& socketPath() const { return socket_path_; }
 
  private:
+  // One call whose reply line carries descriptors; `conn` stays open for what follows.
+  StatusOr<Json> callWithFds(const std::string& method, const Json& params,
+                             std::chrono::milliseconds timeout, UniqueFd& conn, std::string& buffer,
+                             std::vector<UniqueFd>& fds) const;
+
   StatusOr<UniqueFd> connect() const;
   std::string socket_path_;
 };

@@ -359,6 +359,38 @@ StatusOr<ExecStreamReply> execStreamReplyFromJson(const Json& j) {
   return r;
 }
 
+Json toJson(const AttachSpec& s) {
+  return {{"id", s.id}, {"stdin", s.attach_stdin}, {"stdout", s.attach_stdout}, {"stderr", s.attach_stderr}};
+}
+
+StatusOr<AttachSpec> attachSpecFromJson(const Json& j) {
+  RETURN_IF_ERROR(requireObject(j, "attach"));
+  AttachSpec s;
+  RETURN_IF_ERROR(getString(j, "id", s.id, true));
+  RETURN_IF_ERROR(getBool(j, "stdin", s.attach_stdin));
+  RETURN_IF_ERROR(getBool(j, "stdout", s.attach_stdout));
+  RETURN_IF_ERROR(getBool(j, "stderr", s.attach_stderr));
+  if (!s.attach_stdin && !s.attach_stdout && !s.attach_stderr) {
+    return invalidArgument("attach: at least one of \"stdin\", \"stdout\", \"stderr\" must be set");
+  }
+  return s;
+}
+
+Json toJson(const AttachReply& r) {
+  return {{"attach_id", r.attach_id}, {"tty", r.tty}, {"fds", r.fds}};
+}
+
+StatusOr<AttachReply> attachReplyFromJson(const Json& j) {
+  RETURN_IF_ERROR(requireObject(j, "attach reply"));
+  AttachReply r;
+  int64_t id = 0;
+  RETURN_IF_ERROR(getInt(j, "attach_id", id));
+  r.attach_id = static_cast<uint64_t>(id);
+  RETURN_IF_ERROR(getBool(j, "tty", r.tty));
+  RETURN_IF_ERROR(getStringArray(j, "fds", r.fds));
+  return r;
+}
+
 Json toJson(const ExecResult& r) {
   return {{"stdout_b64", base64Encode(r.stdout_data)},
           {"stderr_b64", base64Encode(r.stderr_data)},

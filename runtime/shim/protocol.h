@@ -29,6 +29,8 @@
 //   execStream     ExecStreamSpec              -> ExecStreamReply + descriptors (SCM_RIGHTS
 //                                                 on the reply line), later an "execExit"
 //                                                 event on the same connection
+//   attach         AttachSpec                  -> AttachReply + descriptors; the session
+//                                                 lasts while the connection is open
 //   subscribe      {}                          -> {"subscribed":true}, then events
 //   shutdown       {force?}                    -> {} (the shim exits after replying)
 //
@@ -211,6 +213,31 @@ struct ExecStreamReply {
 };
 Json toJson(const ExecStreamReply& reply);
 StatusOr<ExecStreamReply> execStreamReplyFromJson(const Json& j);
+
+// attach params (kubectl attach): copies of the container's output from now on, and
+// its stdin.
+struct AttachSpec {
+  std::string id;
+  bool attach_stdin = false;   // needs a container created with stdin
+  bool attach_stdout = true;
+  bool attach_stderr = true;   // ignored with a tty (one output stream)
+};
+Json toJson(const AttachSpec& spec);
+// Errors: InvalidArgument naming the field (no id, nothing attached).
+StatusOr<AttachSpec> attachSpecFromJson(const Json& j);
+
+// attach result. `fds` names the descriptors on the reply line, in order, among
+// "stdin" (the container's stdin pipe, or with a tty the pty master, which also takes
+// TIOCSWINSZ), "stdout" and "stderr" (sockets carrying output copies; EOF when the
+// container exits). Output the client does not read fast enough is dropped for it,
+// never for the log.
+struct AttachReply {
+  uint64_t attach_id = 0;
+  bool tty = false;
+  std::vector<std::string> fds;
+};
+Json toJson(const AttachReply& reply);
+StatusOr<AttachReply> attachReplyFromJson(const Json& j);
 
 struct ExecResult {
   std::string stdout_data;

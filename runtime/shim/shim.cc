@@ -169,6 +169,7 @@ void Shim::closeConn(uint64_t conn_id) {
   unwatch(it->second.fd.get(), it->second.token);
   shimLog(0, "client %llu disconnected", static_cast<unsigned long long>(conn_id));
   conns_.erase(it);
+  detachConn(conn_id);
 }
 
 void Shim::onConnReadable(uint64_t conn_id) {
@@ -290,6 +291,10 @@ void Shim::handleRequest(uint64_t conn_id, const Request& r) {
     result = reopenLog(p);
   } else if (r.method == "execSync") {
     Status st = execSync(p, to);
+    if (st.ok()) return;
+    result = st;
+  } else if (r.method == "attach") {
+    Status st = attach(p, to);
     if (st.ok()) return;
     result = st;
   } else if (r.method == "execStream") {

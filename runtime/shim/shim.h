@@ -84,6 +84,14 @@ class Shim {
     uint64_t conn = 0;
     uint64_t request = 0;
   };
+  // One attach session: the shim's ends of the output sockets; it ends when its
+  // connection closes or the container exits.
+  struct Attacher {
+    uint64_t conn = 0;
+    UniqueFd out, err;
+    bool has_stdin = false;
+    uint64_t dropped = 0;  // output bytes the client was too slow for
+  };
   struct Container {
     ContainerState state;
     std::unique_ptr<CriLogWriter> log;
@@ -96,6 +104,8 @@ class Shim {
     uint64_t oom_base = 0;
     int64_t stop_deadline_ms = 0;  // monotonic; 0 = no stop in progress
     std::vector<PendingReply> stop_waiters;
+    bool stdin_once = false;       // close stdin when the first attach with stdin ends
+    std::map<uint64_t, Attacher> attachers;  // by attach id
   };
   struct ExecJob {
     uint64_t id = 0;
@@ -152,6 +162,12 @@ class Shim {
   Status execSync(const Json& params, const PendingReply& to);
   // Replies itself (with the descriptors) on success.
   Status execStream(const Json& params, const PendingReply& to);
+  // attach (shim_attach.cc): replies itself on success.
+  Status attach(const Json& params, const PendingReply& to);
+  // Copies output to the container's attachers (non-blocking).
+  void feedAttachers(Container& c, bool is_err, std::string_view data);
+  // Ends the attach sessions of a closed connection (stdin_once applies).
+  void detachConn(uint64_t conn_id);
   void onContainerOutput(const std::string& id, bool is_err);
   void onExecOutput(uint64_t job, bool is_err);
   void onChildExit(pid_t pid, int wait_status);
@@ -170,6 +186,7 @@ class Shim {
   uint64_t next_token_ = 1;
   uint64_t next_conn_ = 1;
   uint64_t next_exec_ = 1;
+  uint64_t next_attach_ = 1;
   std::unordered_map<uint64_t, Watch> watches_;
   std::map<uint64_t, Conn> conns_;
   std::map<std::string, Container> containers_;

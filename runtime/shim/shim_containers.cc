@@ -227,6 +227,7 @@ StatusOr<Json> Shim::createContainer(const Json& params) {
   rollback.add([dir] { (void)fs::removeAll(dir); });
 
   Container c;
+  c.stdin_once = spec.stdin_once;
   ASSIGN_OR_RETURN(c.log, withContext(CriLogWriter::open(spec.log_path), ctx));
   UniqueFd stdin_r;
   if (spec.stdin) {
@@ -394,6 +395,8 @@ void Shim::closeContainerFd(Container& c, bool is_err) {
   token = 0;
   fd.reset();
   if (c.log) (void)c.log->finish(is_err ? LogStream::kStderr : LogStream::kStdout);
+  // Attached clients read EOF on that stream (with a tty, stdout carries everything).
+  for (auto& [_, a] : c.attachers) (is_err ? a.err : a.out).reset();
 }
 
 StatusOr<Json> Shim::deleteContainer(const Json& params) {
@@ -447,6 +450,7 @@ void Shim::onContainerOutput(const std::string& id, bool is_err) {
     if (n > 0) {
       Status st = c.log->write(stream, std::string_view(buf, static_cast<size_t>(n)));
       if (!st.ok()) shimLog(2, "container %s: %s", id.c_str(), std::string(st.message()).c_str());
+      if (!c.attachers.empty()) feedAttachers(c, is_err, std::string_view(buf, static_cast<size_t>(n)));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;

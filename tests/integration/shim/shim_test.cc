@@ -134,12 +134,15 @@ class ShimPrivileged : public ::testing::Test {
   std::string logPath(const std::string& id) { return tmp_ + "/logs/" + id + "/0.log"; }
 
   // createContainer + startContainer; returns the state after start.
-  ContainerState run(const std::string& id, const std::string& bundle, bool tty = false) {
+  ContainerState run(const std::string& id, const std::string& bundle, bool tty = false,
+                     bool stdin = false, bool stdin_once = false) {
     ContainerSpec spec;
     spec.id = id;
     spec.bundle = bundle;
     spec.log_path = logPath(id);
     spec.tty = tty;
+    spec.stdin = stdin;
+    spec.stdin_once = stdin_once;
     auto created = client_->createContainer(spec);
     EXPECT_TRUE(created.ok()) << created.status();
     if (!created.ok()) return {};
@@ -627,6 +630,68 @@ TEST_F(ShimPrivileged, ExecStreamWithATtyTakesResizesAndInput) {
   auto code = s->waitExit(10s);
   ASSERT_TRUE(code.ok()) << code.status();
   EXPECT_EQ(*code, 5);
+}
+
+TEST_F(ShimPrivileged, AttachStreamsOutputAndStdinAndStdinOnceClosesIt) {
+  // A shell reading its stdin: each line comes back on stdout and stderr.
+  run("echoer", makeBundle("echoer", {"sh", "-c", "echo started; while read l; do echo out:$l; echo err:$l >&2; done; echo bye"}),
+      false, true, true);
+  ASSERT_TRUE(waitForLog("echoer", "started"));
+  AttachSpec a;
+  a.id = "echoer";
+  a.attach_stdin = true;
+  auto s = client_->attach(a);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE(s->stdin_fd && s->stdout_fd && s->stderr_fd);
+  // A second, output-only session sees the same output.
+  AttachSpec watch_only;
+  watch_only.id = "echoer";
+  watch_only.attach_stderr = false;
+  auto w = client_->attach(watch_only);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_FALSE(w->stdin_fd);
+  ASSERT_EQ(::write(s->stdin_fd.get(), "one\n", 4), 4);
+  EXPECT_EQ(readAll(s->stdout_fd.get(), "out:one\n"), "out:one\n") << "output from now on, not the past";
+  EXPECT_EQ(readAll(s->stderr_fd.get(), "err:one\n"), "err:one\n");
+  EXPECT_EQ(readAll(w->stdout_fd.get(), "out:one\n"), "out:one\n");
+  ASSERT_TRUE(waitForLog("echoer", "err:one")) << "the log still gets everything";
+  // Ending the stdin session (stdin_once) closes the container's stdin: the loop ends.
+  s->stdin_fd.reset();
+  s->conn.reset();
+  EXPECT_EQ(readAll(w->stdout_fd.get()), "bye\n") << "EOF once the container exits";
+  EXPECT_EQ(waitExited("echoer").exit_code, 0);
+  AttachSpec late = a;
+  EXPECT_EQ(client_->attach(late).status().code(), absl::StatusCode::kFailedPrecondition)
+      << "an exited container cannot be attached to";
+
+  // stdin on a container created without it.
+  run("nostdin", makeBundle("nostdin", {"sleep", "60"}));
+  AttachSpec bad;
+  bad.id = "nostdin";
+  bad.attach_stdin = true;
+  auto refused = client_->attach(bad);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("without stdin"));
+}
+
+TEST_F(ShimPrivileged, AttachToATtyContainerTypesIntoItsTerminal) {
+  run("term", makeBundle("term", {"sh", "-c", "read l; stty size; echo said:$l"}, nullptr, true), true, true);
+  AttachSpec a;
+  a.id = "term";
+  a.attach_stdin = true;
+  auto s = client_->attach(a);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->tty);
+  EXPECT_FALSE(s->stderr_fd) << "a tty has one output stream";
+  struct winsize ws = {};
+  ws.ws_row = 33;
+  ws.ws_col = 77;
+  ASSERT_EQ(::ioctl(s->stdin_fd.get(), TIOCSWINSZ, &ws), 0) << std::strerror(errno);
+  ASSERT_EQ(::write(s->stdin_fd.get(), "hi\n", 3), 3);
+  std::string out = readAll(s->stdout_fd.get(), "said:hi");
+  EXPECT_THAT(out, ::testing::HasSubstr("33 77"));
+  EXPECT_THAT(out, ::testing::HasSubstr("said:hi"));
+  EXPECT_EQ(waitExited("term").exit_code, 0);
 }
 
 TEST_F(ShimPrivileged, KeepsLoggingWithoutClientsAndANewClientSeesState) {
