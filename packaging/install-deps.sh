@@ -23,7 +23,7 @@ PACKAGES="
   libnftables-dev libnetfilter-conntrack-dev
   libsqlite3-dev
   libspdlog-dev libfmt-dev
-  libcli11-dev libyaml-cpp-dev libtomlplusplus-dev
+  libcli11-dev libyaml-cpp-dev libtomlplusplus-dev libboost-dev
   libmicrohttpd-dev prometheus-cpp-dev
   libbenchmark-dev
   busybox-static runc crun

@@ -268,6 +268,25 @@ StatusOr<int> ExecStream::waitExit(std::chrono::milliseconds timeout) {
   }
 }
 
+UniqueFd ExecStream::releaseExitConnection(std::string* buffered) {
+  *buffered = std::move(buffer_);
+  buffer_.clear();
+  return std::move(conn_);
+}
+
+std::optional<int> ExecStream::exitCodeFromLines(std::string& buffer) {
+  for (;;) {
+    size_t nl = buffer.find('\n');
+    if (nl == std::string::npos) return std::nullopt;
+    std::string line = buffer.substr(0, nl);
+    buffer.erase(0, nl + 1);
+    auto in = decodeIncoming(line);
+    if (in.ok() && in->is_event && in->event.value("type", "") == "execExit") {
+      return in->event.value("exit_code", -1);
+    }
+  }
+}
+
 Status ShimClient::shutdown(bool force) const {
   return call("shutdown", {{"force", force}}).status();
 }

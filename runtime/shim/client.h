@@ -99,6 +99,22 @@ class ExecStream {
   StatusOr<int> waitExit(std::chrono::milliseconds timeout);
   // The connection, for callers that poll (readable = call waitExit()).
   int exitFd() const { return conn_.get(); }
+  // For callers with their own event loop: takes the connection and the bytes already
+  // read from it; feed what arrives next to exitCodeFromLines(). The stream is then
+  // not usable for waitExit().
+  UniqueFd releaseExitConnection(std::string* buffered);
+  // An ExecStream whose exit code arrives as an execExit event line on `exit_conn`
+  // (for StreamingRuntime implementations other than the shim, and tests).
+  static ExecStream fromExitConnection(uint64_t exec_id, bool tty, UniqueFd exit_conn) {
+    ExecStream s;
+    s.exec_id = exec_id;
+    s.tty = tty;
+    s.conn_ = std::move(exit_conn);
+    return s;
+  }
+  // Consumes complete lines of `buffer` and returns the exit code once an execExit
+  // event is among them (incomplete lines stay in the buffer).
+  static std::optional<int> exitCodeFromLines(std::string& buffer);
 
  private:
   friend class ShimClient;
